@@ -1,0 +1,27 @@
+-- reap: remove a worker and all its keys; return the agents it held.
+-- KEYS[1] process:<id>  KEYS[2] process:<id>:agents  KEYS[3] processes:heartbeats
+-- ARGV[1] key prefix  ARGV[2] process id  ARGV[3] mode (orphan|delete)  ARGV[4] pool, if known
+local prefix, pid, mode = ARGV[1], ARGV[2], ARGV[3]
+local pool = redis.call('HGET', KEYS[1], 'pool_name') or ARGV[4]
+local agents = redis.call('SMEMBERS', KEYS[2])
+local _, now = redis_now()
+for _, agent_id in ipairs(agents) do
+  local akey = prefix .. 'agent:' .. agent_id
+  -- An agent that already moved on belongs to its new worker; leave it alone.
+  if redis.call('HGET', akey, 'process_id') == pid then
+    if mode == 'delete' then
+      redis.call('DEL', akey)
+      if pool and pool ~= '' then
+        redis.call('SREM', prefix .. 'pool:' .. pool .. ':agents', agent_id)
+      end
+    else
+      redis.call('HSET', akey, 'status', 'orphaned', 'process_id', '', 'updated_at', now)
+    end
+  end
+end
+if pool and pool ~= '' then
+  redis.call('ZREM', prefix .. 'pool:' .. pool .. ':processes', pid)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], pid)
+return agents

@@ -1,0 +1,107 @@
+//! Both registry traits over Redis.
+//!
+//! - `registry`: [`RedisRegistry`], the master's side.
+//! - `control`: [`RedisControlPlane`], the worker's side.
+//! - `scripts`: the Lua scripts of `lua/`, loaded once.
+//!
+//! Connections are `ConnectionManager`s on RESP3 with a push sender: that is the configuration
+//! under which redis-rs reconnects *and* resubscribes pub/sub channels by itself. Lost messages
+//! are still lost, so both sides reconcile from the registry.
+
+mod control;
+mod registry;
+mod scripts;
+
+pub use control::RedisControlPlane;
+pub use registry::RedisRegistry;
+
+use crate::{RegistryError, Result};
+use agentpool_types::mask_url;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a connection attempt may take before it counts as an outage.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Replies slower than this count as an outage. Longer than redis-rs's 500 ms default because
+/// `pool_counts` walks every worker of every pool.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ceiling of the reconnect backoff, so service resumes soon after Redis returns.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+
+/// Opens a self-healing connection. With `push`, pub/sub messages arrive on that channel and
+/// subscriptions are renewed after every reconnect.
+async fn connect(
+    url: &str,
+    push: Option<mpsc::UnboundedSender<PushInfo>>,
+) -> Result<ConnectionManager> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| RegistryError::Config(format!("bad redis URL {}: {e}", mask_url(url))))?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let mut config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(RECONNECT_MAX_DELAY);
+    if let Some(push) = push {
+        config = config.set_push_sender(push).set_automatic_resubscription();
+    }
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|e| RegistryError::Unavailable(format!("{} ({})", e, mask_url(url))))
+}
+
+/// Subscribes a fresh connection to `channels` (patterns when `pattern`) and forwards every
+/// message that parses as `T`. The task owns the connection, which is what keeps resubscribing
+/// after reconnects; it ends when the receiver is dropped.
+async fn subscribe_json<T>(
+    url: &str,
+    channels: Vec<String>,
+    pattern: bool,
+) -> Result<mpsc::UnboundedReceiver<T>>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel();
+    let mut conn = connect(url, Some(push_tx)).await?;
+    if pattern {
+        conn.psubscribe(&channels).await?;
+    } else {
+        conn.subscribe(&channels).await?;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let _conn = conn;
+        while let Some(push) = push_rx.recv().await {
+            let Some(payload) = message_payload(&push) else {
+                continue;
+            };
+            match serde_json::from_slice::<T>(payload) {
+                Ok(msg) => {
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring malformed pub/sub message"),
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The payload of a pub/sub message push, if this push is one.
+fn message_payload(push: &PushInfo) -> Option<&[u8]> {
+    match push.kind {
+        PushKind::Message | PushKind::PMessage => match push.data.last()? {
+            Value::BulkString(bytes) => Some(bytes),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,22 @@
+//! Test harness for agentpool: real processes, real sockets, no mocks.
+//!
+//! - [`wait`]: `wait_for` / `wait_until`, the only way tests wait (polling with back-off, never a fixed sleep).
+//! - [`net`]: `free_port`, an OS-assigned free TCP port on 127.0.0.1.
+//! - [`tempdir`]: `TempDir`, a unique scratch directory removed on drop.
+//! - [`procs`]: `/proc` scanning for stray worker processes (`worker_pids`) and killing them.
+//! - [`redis_server`]: `TestRedis`, a private `redis-server` per test that can be stopped and restarted.
+//! - [`master`]: `TestMaster`, the real `agentpool serve` binary as a child process, with JSON HTTP helpers.
+
+pub mod master;
+pub mod net;
+pub mod procs;
+pub mod redis_server;
+pub mod tempdir;
+pub mod wait;
+
+pub use master::{MasterOptions, TestMaster};
+pub use net::free_port;
+pub use procs::worker_pids;
+pub use redis_server::TestRedis;
+pub use tempdir::TempDir;
+pub use wait::{wait_for, wait_until};

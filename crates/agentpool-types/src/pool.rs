@@ -1,0 +1,197 @@
+//! One configured pool and the choices it makes.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Default number of agents one worker hosts.
+pub const DEFAULT_MAX_AGENTS_PER_PROCESS: u32 = 10;
+/// Default ceiling of workers per pool.
+pub const DEFAULT_MAX_PROCESSES: u32 = 100;
+/// Default time an empty worker may stay before it is drained.
+pub const DEFAULT_IDLE_WORKER_TTL_SECS: u64 = 30;
+/// Upper bound on agents per worker; keeps one worker's blast radius small.
+pub const MAX_AGENTS_PER_PROCESS_LIMIT: u32 = 1_000;
+/// Longest pool name, role or agent name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// How `reserve` picks among workers that have a free slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// The fullest worker that still has room: fewer workers, idle ones can drain.
+    #[default]
+    Pack,
+    /// The emptiest worker: less load per worker, smaller blast radius.
+    Spread,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Pack => "pack",
+            Placement::Spread => "spread",
+        }
+    }
+}
+
+/// What an agent of the pool does with a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Handler {
+    #[default]
+    Echo,
+    Exec {
+        command: String,
+        #[serde(default = "default_handler_timeout")]
+        timeout_secs: u64,
+    },
+    Http {
+        url: String,
+        #[serde(default = "default_handler_timeout")]
+        timeout_secs: u64,
+    },
+}
+
+fn default_handler_timeout() -> u64 {
+    30
+}
+
+/// Restart policy of a pool's agents (applied by the fault-tolerance work).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartPolicy {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only after a failure.
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+/// One pool as configured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub name: String,
+    pub role: String,
+    #[serde(default = "default_max_agents")]
+    pub max_agents_per_process: u32,
+    #[serde(default)]
+    pub min_processes: u32,
+    #[serde(default = "default_max_processes")]
+    pub max_processes: u32,
+    #[serde(default = "default_idle_ttl")]
+    pub idle_worker_ttl_secs: u64,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub handler: Handler,
+}
+
+fn default_max_agents() -> u32 {
+    DEFAULT_MAX_AGENTS_PER_PROCESS
+}
+fn default_max_processes() -> u32 {
+    DEFAULT_MAX_PROCESSES
+}
+fn default_idle_ttl() -> u64 {
+    DEFAULT_IDLE_WORKER_TTL_SECS
+}
+
+/// A pool spec that cannot work, with the field that is wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("pool {pool:?}: {field} {problem}")]
+pub struct SpecError {
+    pub pool: String,
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl PoolSpec {
+    /// A pool with defaults for everything but its name and role.
+    pub fn new(name: &str, role: &str) -> Self {
+        Self {
+            name: name.into(),
+            role: role.into(),
+            max_agents_per_process: DEFAULT_MAX_AGENTS_PER_PROCESS,
+            min_processes: 0,
+            max_processes: DEFAULT_MAX_PROCESSES,
+            idle_worker_ttl_secs: DEFAULT_IDLE_WORKER_TTL_SECS,
+            placement: Placement::Pack,
+            restart: RestartPolicy::Permanent,
+            handler: Handler::Echo,
+        }
+    }
+
+    pub fn idle_worker_ttl(&self) -> Duration {
+        Duration::from_secs(self.idle_worker_ttl_secs)
+    }
+
+    /// Most agents the pool can ever hold.
+    pub fn max_agents(&self) -> u64 {
+        u64::from(self.max_agents_per_process) * u64::from(self.max_processes)
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let err = |field, problem: &str| SpecError {
+            pool: self.name.clone(),
+            field,
+            problem: problem.to_owned(),
+        };
+        if !is_valid_name(&self.name) {
+            return Err(err("name", "must be 1-64 characters of a-z, 0-9, '_' or '-'"));
+        }
+        if !is_valid_name(&self.role) {
+            return Err(err("role", "must be 1-64 characters of a-z, 0-9, '_' or '-'"));
+        }
+        if self.max_agents_per_process == 0
+            || self.max_agents_per_process > MAX_AGENTS_PER_PROCESS_LIMIT
+        {
+            return Err(err("max_agents_per_process", "must be between 1 and 1000"));
+        }
+        if self.max_processes == 0 {
+            return Err(err("max_processes", "must be at least 1"));
+        }
+        if self.min_processes > self.max_processes {
+            return Err(err("min_processes", "must not exceed max_processes"));
+        }
+        Ok(())
+    }
+}
+
+/// Names of pools, roles and agents: short, printable, safe inside a Redis key.
+pub fn is_valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_specs_naming_the_field() {
+        let mut spec = PoolSpec::new("dev", "developer");
+        assert_eq!(spec.validate(), Ok(()));
+        spec.max_agents_per_process = 0;
+        assert_eq!(spec.validate().unwrap_err().field, "max_agents_per_process");
+        let mut spec = PoolSpec::new("Dev Pool", "developer");
+        assert_eq!(spec.validate().unwrap_err().field, "name");
+        spec = PoolSpec::new("dev", "developer");
+        spec.min_processes = 5;
+        spec.max_processes = 2;
+        assert_eq!(spec.validate().unwrap_err().field, "min_processes");
+    }
+
+    #[test]
+    fn spec_defaults_from_toml_like_json() {
+        let spec: PoolSpec =
+            serde_json::from_str(r#"{"name":"tester","role":"tester"}"#).unwrap();
+        assert_eq!(spec, PoolSpec::new("tester", "tester"));
+    }
+}

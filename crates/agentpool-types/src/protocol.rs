@@ -1,0 +1,132 @@
+//! Commands (master to worker) and events (worker to master), as JSON envelopes:
+//! `{"id": "<uuid>", "command": "spawn", "data": {...}, "timestamp": "..."}`.
+//!
+//! Pub/sub only wakes the other side up. Correctness comes from the registry, so a lost message
+//! costs latency, never an agent.
+
+use crate::{AgentId, ProcessId};
+use serde::{Deserialize, Serialize};
+
+/// A command envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: String,
+    #[serde(flatten)]
+    pub kind: CommandKind,
+    pub timestamp: String,
+}
+
+/// What a command asks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", content = "data", rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Start an agent that `reserve` already assigned to the receiving worker.
+    Spawn {
+        agent_id: AgentId,
+        role: String,
+        name: String,
+        #[serde(default)]
+        config: serde_json::Value,
+    },
+    /// Stop an agent; `graceful` lets it finish its current message first.
+    Terminate { agent_id: AgentId, graceful: bool },
+    /// Stop every agent and exit.
+    Shutdown { grace_ms: u64 },
+}
+
+/// An event envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    pub timestamp: String,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum EventKind {
+    ProcessStarted {
+        process_id: ProcessId,
+        pid: u32,
+    },
+    ProcessStopped {
+        process_id: ProcessId,
+    },
+    AgentStarted {
+        agent_id: AgentId,
+        process_id: ProcessId,
+    },
+    AgentStopped {
+        agent_id: AgentId,
+        process_id: ProcessId,
+    },
+    AgentFailed {
+        agent_id: AgentId,
+        process_id: ProcessId,
+        error: String,
+    },
+}
+
+impl Command {
+    pub fn new(kind: CommandKind) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            timestamp: crate::now_rfc3339(),
+        }
+    }
+}
+
+impl Event {
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            timestamp: crate::now_rfc3339(),
+        }
+    }
+
+    /// The id this event is about, which is what a waiter waits on.
+    pub fn subject(&self) -> &str {
+        match &self.kind {
+            EventKind::ProcessStarted { process_id, .. }
+            | EventKind::ProcessStopped { process_id } => process_id.as_str(),
+            EventKind::AgentStarted { agent_id, .. }
+            | EventKind::AgentStopped { agent_id, .. }
+            | EventKind::AgentFailed { agent_id, .. } => agent_id.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_has_the_documented_envelope() {
+        let c = Command::new(CommandKind::Terminate {
+            agent_id: AgentId::parse("a1").unwrap(),
+            graceful: true,
+        });
+        let v: serde_json::Value = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["command"], "terminate");
+        assert_eq!(v["data"]["agent_id"], "a1");
+        assert!(v["id"].is_string() && v["timestamp"].is_string());
+        let back: Command = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn event_round_trip_and_subject() {
+        let e = Event::new(EventKind::AgentStarted {
+            agent_id: AgentId::parse("a1").unwrap(),
+            process_id: ProcessId::parse("p1").unwrap(),
+        });
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""event":"agent_started""#));
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.subject(), "a1");
+    }
+}

@@ -1,0 +1,18 @@
+//! What a worker is told by the master that starts it.
+
+use agentpool_types::ProcessId;
+use std::time::Duration;
+
+/// A worker's settings. The master passes them as command-line flags.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub pool: String,
+    pub process_id: ProcessId,
+    /// Where the registry is: a `redis://` URL.
+    pub control_url: String,
+    pub key_prefix: String,
+    pub max_agents: u32,
+    pub heartbeat_interval: Duration,
+    /// How long agents get to stop on shutdown before they are aborted.
+    pub grace: Duration,
+}

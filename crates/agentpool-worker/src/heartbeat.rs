@@ -1,0 +1,50 @@
+//! The heartbeat loop. Each beat is one script call that also returns the worker's assignment,
+//! which drives reconcile; a "reaped" answer fences the worker.
+
+use crate::host::AgentHost;
+use crate::metrics::Sampler;
+use crate::{Exit, WorkerConfig};
+use agentpool_registry::{ControlPlane, Heartbeat};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// Beats until shutdown (returns `Shutdown`) or until the registry says reaped (`Fenced`).
+pub async fn run(
+    config: WorkerConfig,
+    host: AgentHost,
+    control: Arc<dyn ControlPlane>,
+    shutdown: CancellationToken,
+) -> Exit {
+    let mut sampler = Sampler::new();
+    let mut tick = tokio::time::interval(config.heartbeat_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return Exit::Shutdown,
+        }
+        let (rss, cpu) = sampler.sample();
+        let asked_at = Instant::now();
+        match control.heartbeat(&config.process_id, rss, cpu).await {
+            Ok(Heartbeat::Alive { assigned }) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("registry reachable again");
+                }
+                host.reconcile(&assigned, asked_at).await;
+            }
+            Ok(Heartbeat::Reaped) => {
+                shutdown.cancel();
+                return Exit::Fenced;
+            }
+            Err(e) => {
+                // Agents keep running through a registry outage; say so once, not every beat.
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "heartbeat failed; agents keep running, retrying");
+                }
+            }
+        }
+    }
+}

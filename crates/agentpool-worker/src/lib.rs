@@ -1,0 +1,161 @@
+//! The agentpool worker: one OS process hosting up to `max_agents` agents of one pool.
+//!
+//! - [`config`]: `WorkerConfig`, what the master passes on the command line.
+//! - [`agent`]: the body of one agent task and its fault-injection knobs.
+//! - [`host`]: `AgentHost`, which starts, supervises, stops and reconciles agent tasks.
+//! - [`heartbeat`]: the heartbeat loop, which also drives reconcile and fencing.
+//! - [`commands`]: dispatch of commands from the pub/sub channels.
+//! - [`metrics`]: RSS and CPU of this process, for the heartbeat.
+//! - [`error`]: `WorkerError`.
+//!
+//! Two threads, each with a current-thread runtime: agents run on one, and the control work
+//! (heartbeat, commands, status writes) on the other, so a busy agent cannot starve the
+//! heartbeat. Both are single-threaded to keep an idle worker at a few MiB.
+
+pub mod agent;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod heartbeat;
+pub mod host;
+pub mod metrics;
+
+pub use config::WorkerConfig;
+pub use error::WorkerError;
+
+use agentpool_registry::ControlPlane;
+use agentpool_registry::redis::RedisControlPlane;
+use agentpool_types::{Event, EventKind, ProcessState, WorkerProcess};
+use host::AgentHost;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Builder;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// How long the worker keeps trying to reach the registry at start before giving up.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM or a shutdown command); agents were stopped cleanly.
+    Shutdown,
+    /// The registry said this worker was reaped: it stopped its agents and must not return.
+    Fenced,
+}
+
+/// Runs a worker to the end. Blocks the calling thread.
+pub fn run(config: WorkerConfig) -> Result<Exit, WorkerError> {
+    let agents_rt = Builder::new_current_thread().enable_all().build()?;
+    let agents = agents_rt.handle().clone();
+    let agents_done = CancellationToken::new();
+    let until = agents_done.clone();
+    let agents_thread = std::thread::Builder::new()
+        .name("agents".into())
+        .spawn(move || agents_rt.block_on(until.cancelled()))?;
+
+    let control_rt = Builder::new_current_thread().enable_all().build()?;
+    let result = control_rt.block_on(serve(config, agents));
+    agents_done.cancel();
+    let _ = agents_thread.join();
+    result
+}
+
+async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<Exit, WorkerError> {
+    let control: Arc<dyn ControlPlane> = Arc::new(connect(&config).await?);
+    // Subscribe before registering: a spawn command can follow the registration at once.
+    let commands = control
+        .commands(&config.pool, &config.process_id)
+        .await?;
+    let host = AgentHost::new(&config, control.clone(), agents);
+    register(&config, control.as_ref()).await?;
+    tracing::info!(process_id = %config.process_id, pool = %config.pool, "worker registered");
+
+    let shutdown = CancellationToken::new();
+    let heartbeat = tokio::spawn(heartbeat::run(
+        config.clone(),
+        host.clone(),
+        control.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(commands::run(commands, host.clone(), shutdown.clone()));
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let exit = heartbeat.await.unwrap_or(Exit::Shutdown);
+    match exit {
+        Exit::Fenced => {
+            tracing::warn!("registration reaped: stopping agents and exiting (fenced)");
+            host.abort_all();
+        }
+        Exit::Shutdown => {
+            tracing::info!("shutting down: stopping agents");
+            host.stop_all(config.grace).await;
+            let _ = control
+                .set_process_status(&config.process_id, ProcessState::Stopped)
+                .await;
+            let stopped = Event::new(EventKind::ProcessStopped {
+                process_id: config.process_id.clone(),
+            });
+            let _ = control.publish(&config.pool, &stopped).await;
+        }
+    }
+    Ok(exit)
+}
+
+async fn connect(config: &WorkerConfig) -> Result<RedisControlPlane, WorkerError> {
+    let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match RedisControlPlane::connect(&config.control_url, &config.key_prefix).await {
+            Ok(c) => return Ok(c),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "registry unreachable, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn register(config: &WorkerConfig, control: &dyn ControlPlane) -> Result<(), WorkerError> {
+    let now = agentpool_types::now_rfc3339();
+    let me = WorkerProcess {
+        process_id: config.process_id.clone(),
+        pool_name: config.pool.clone(),
+        pid: std::process::id(),
+        host: metrics::hostname(),
+        max_agents: config.max_agents,
+        agent_count: 0,
+        status: ProcessState::Running,
+        started_at: now.clone(),
+        last_heartbeat: now,
+        rss_bytes: 0,
+        cpu_percent: 0.0,
+    };
+    control.register(&me).await?;
+    let started = Event::new(EventKind::ProcessStarted {
+        process_id: config.process_id.clone(),
+        pid: me.pid,
+    });
+    // Best effort: the master also polls the registry for the registration.
+    let _ = control.publish(&config.pool, &started).await;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+        _ = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
