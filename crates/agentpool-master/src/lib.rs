@@ -1,1 +1,117 @@
-//! placeholder
+//! The agentpool master: pool managers, worker processes, and the REST API.
+//!
+//! - [`config`]: `MasterConfig`, plain data filled in by the binary, with named defaults.
+//! - [`master`]: `Master`, the state shared by routes and background tasks; pool stats.
+//! - [`agents`]: spawn (one or many), terminate, move and reschedule agents.
+//! - [`drain`]: take a worker out of placement, move its agents, stop it.
+//! - [`lifecycle`]: start a worker and wait for its registration, monitor it, stop it.
+//! - [`pools`]: `PoolManager`, demand-driven growth, single-flight per pool.
+//! - [`workers`]: the worker processes this master started and their states.
+//! - [`spawner`]: the OS side of a worker: exec, process group, log file, signals.
+//! - [`events`]: `EventHub`, wait on worker events with a registry poll as fallback.
+//! - [`api`]: the axum routes, one file per resource, and `ApiError`.
+//! - [`error`]: `MasterError`.
+
+pub mod agents;
+pub mod api;
+pub mod config;
+pub mod drain;
+pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod master;
+pub mod pools;
+pub mod spawner;
+pub mod workers;
+
+pub use api::app;
+pub use config::MasterConfig;
+pub use error::MasterError;
+pub use master::Master;
+
+use agentpool_registry::RegistryError;
+use agentpool_registry::redis::RedisRegistry;
+use agentpool_types::mask_url;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Longest pause between attempts to reach Redis at startup.
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Runs the master on `listener` until `shutdown` is cancelled, then stops its workers.
+pub async fn run(
+    listener: TcpListener,
+    config: MasterConfig,
+    shutdown: CancellationToken,
+) -> Result<(), MasterError> {
+    let Some(registry) = connect_registry(&config, &shutdown).await? else {
+        return Ok(());
+    };
+    let master = Arc::new(Master::new(config, Arc::new(registry)));
+    master.registry.init_pools(master.pool_names()).await?;
+    let events = master.registry.events().await?;
+    tokio::spawn(master.hub.clone().pump(events));
+    master.start_minimum();
+
+    let stopping = master.stopping.clone();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        on_signal.cancelled().await;
+        // In-flight spawns stop waiting for room at once instead of holding up shutdown.
+        stopping.cancel();
+    });
+    tracing::info!(addr = %listener.local_addr()?, pools = ?master.pool_names(), "agentpool master listening");
+    axum::serve(listener, app(master.clone()))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    master.shutdown().await;
+    Ok(())
+}
+
+/// Connects to Redis, retrying with backoff while it is down. `None` if shutdown came first.
+async fn connect_registry(
+    config: &MasterConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<RedisRegistry>, MasterError> {
+    let url = mask_url(&config.redis_url);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match RedisRegistry::connect(&config.redis_url, &config.key_prefix).await {
+            Ok(r) => {
+                tracing::info!(redis = %url, "connected to redis");
+                return Ok(Some(r));
+            }
+            Err(RegistryError::Unavailable(e)) => {
+                tracing::error!(redis = %url, error = %e, retry_in = ?delay, "redis unreachable; retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(None),
+        }
+        delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
+    }
+}
+
+impl Master {
+    /// Stops every worker this master started (agents first, then processes, within the grace
+    /// period, then SIGKILL) and removes them from the registry.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        let workers = self.workers.all();
+        tracing::info!(workers = workers.len(), "stopping workers");
+        let stops = workers.iter().map(|(id, _)| self.stop_worker(id));
+        futures::future::join_all(stops).await;
+        self.tasks.close();
+        if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks still running after the grace period");
+        }
+        tracing::info!("master stopped");
+    }
+}

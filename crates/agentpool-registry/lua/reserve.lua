@@ -31,6 +31,10 @@ if move_from ~= '' and redis.call('SREM', prefix .. 'process:' .. move_from .. '
 end
 
 local _, now = redis_now()
+-- Placing an orphan again is a restart: count it in the same step.
+if redis.call('HGET', KEYS[3], 'status') == 'orphaned' then
+  redis.call('HINCRBY', KEYS[3], 'restarts', 1)
+end
 redis.call('ZINCRBY', KEYS[1], -1, pid)
 redis.call('HINCRBY', prefix .. 'process:' .. pid, 'agent_count', 1)
 redis.call('SADD', prefix .. 'process:' .. pid .. ':agents', agent_id)

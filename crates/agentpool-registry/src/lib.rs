@@ -94,7 +94,11 @@ pub trait Registry: Send + Sync {
         only_if_empty: bool,
     ) -> BoxFuture<'a, Result<Option<Vec<AgentId>>>>;
     /// Removes a worker and all its keys; returns the agents it held.
-    fn reap<'a>(&'a self, process: &'a ProcessId, mode: ReapMode) -> BoxFuture<'a, Result<Vec<AgentId>>>;
+    fn reap<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        mode: ReapMode,
+    ) -> BoxFuture<'a, Result<Vec<AgentId>>>;
     /// Counts for `/pools`, in one round trip.
     fn pool_counts<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<Vec<PoolCounts>>>;
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>>;

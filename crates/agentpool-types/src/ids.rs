@@ -20,7 +20,8 @@ macro_rules! id_type {
             pub fn parse(s: &str) -> Option<Self> {
                 let ok = !s.is_empty()
                     && s.len() <= MAX_ID_LEN
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
                 ok.then(|| Self(s.to_owned()))
             }
 
@@ -46,5 +47,11 @@ macro_rules! id_type {
 /// Longest id accepted from outside; a uuid is 36.
 pub const MAX_ID_LEN: usize = 64;
 
-id_type!(AgentId, "Identifies one agent for its whole life, across reschedules.");
-id_type!(ProcessId, "Identifies one worker process. Never reused, even by the same pid.");
+id_type!(
+    AgentId,
+    "Identifies one agent for its whole life, across reschedules."
+);
+id_type!(
+    ProcessId,
+    "Identifies one worker process. Never reused, even by the same pid."
+);

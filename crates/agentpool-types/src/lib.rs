@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn masks_passwords_only() {
-        assert_eq!(mask_url("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(
+            mask_url("redis://:s3cret@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
         assert_eq!(
             mask_url("postgres://app:pw@db:5432/agentpool"),
             "postgres://app:***@db:5432/agentpool"

@@ -19,8 +19,12 @@ pub struct Candidate {
 pub fn choose(candidates: &[Candidate], placement: Placement) -> Option<&ProcessId> {
     let open = candidates.iter().filter(|c| c.free > 0);
     let best = match placement {
-        Placement::Pack => open.min_by(|a, b| (a.free, &a.process_id).cmp(&(b.free, &b.process_id))),
-        Placement::Spread => open.max_by(|a, b| (a.free, &a.process_id).cmp(&(b.free, &b.process_id))),
+        Placement::Pack => {
+            open.min_by(|a, b| (a.free, &a.process_id).cmp(&(b.free, &b.process_id)))
+        }
+        Placement::Spread => {
+            open.max_by(|a, b| (a.free, &a.process_id).cmp(&(b.free, &b.process_id)))
+        }
     };
     best.map(|c| &c.process_id)
 }

@@ -142,10 +142,16 @@ impl PoolSpec {
             problem: problem.to_owned(),
         };
         if !is_valid_name(&self.name) {
-            return Err(err("name", "must be 1-64 characters of a-z, 0-9, '_' or '-'"));
+            return Err(err(
+                "name",
+                "must be 1-64 characters of a-z, 0-9, '_' or '-'",
+            ));
         }
         if !is_valid_name(&self.role) {
-            return Err(err("role", "must be 1-64 characters of a-z, 0-9, '_' or '-'"));
+            return Err(err(
+                "role",
+                "must be 1-64 characters of a-z, 0-9, '_' or '-'",
+            ));
         }
         if self.max_agents_per_process == 0
             || self.max_agents_per_process > MAX_AGENTS_PER_PROCESS_LIMIT
@@ -190,8 +196,7 @@ mod tests {
 
     #[test]
     fn spec_defaults_from_toml_like_json() {
-        let spec: PoolSpec =
-            serde_json::from_str(r#"{"name":"tester","role":"tester"}"#).unwrap();
+        let spec: PoolSpec = serde_json::from_str(r#"{"name":"tester","role":"tester"}"#).unwrap();
         assert_eq!(spec, PoolSpec::new("tester", "tester"));
     }
 }

@@ -81,7 +81,8 @@ mod tests {
         assert_eq!(s.used_capacity, 11);
         assert_eq!(s.utilization, 0.55);
         assert_eq!(s.state, PoolState::Ready);
-        let empty = |pending, can_grow| PoolStats::new("e".into(), 0, 0, 0, 0, 0, pending, can_grow);
+        let empty =
+            |pending, can_grow| PoolStats::new("e".into(), 0, 0, 0, 0, 0, pending, can_grow);
         assert_eq!(empty(0, false).state, PoolState::Full);
         assert_eq!(empty(0, true).state, PoolState::Ready);
         assert_eq!(empty(3, true).state, PoolState::Scaling);

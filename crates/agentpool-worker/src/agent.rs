@@ -25,7 +25,12 @@ pub async fn run(
 ) -> Result<(), String> {
     match spec.config.get("fault").and_then(|f| f.as_str()) {
         Some("panic") => panic!("agent {} panicked on start (fault injection)", spec.id),
-        Some("error") => return Err(format!("agent {} failed on start (fault injection)", spec.id)),
+        Some("error") => {
+            return Err(format!(
+                "agent {} failed on start (fault injection)",
+                spec.id
+            ));
+        }
         _ => {}
     }
     let _ = ready.send(());

@@ -87,7 +87,8 @@ impl AgentHost {
             slots.running.insert(spec.id.clone(), slot);
         }
         let host = self.clone();
-        self.monitors.spawn(async move { host.supervise(spec, stop).await });
+        self.monitors
+            .spawn(async move { host.supervise(spec, stop).await });
     }
 
     /// Stops an agent: `graceful` lets it finish, otherwise its task is aborted.
@@ -138,7 +139,9 @@ impl AgentHost {
                     });
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(agent_id = %id, error = %e, "reconcile: cannot read agent"),
+                Err(e) => {
+                    tracing::warn!(agent_id = %id, error = %e, "reconcile: cannot read agent")
+                }
             }
         }
     }
@@ -150,8 +153,14 @@ impl AgentHost {
             self.stop(id, true);
         }
         self.monitors.close();
-        if tokio::time::timeout(grace, self.monitors.wait()).await.is_err() {
-            tracing::warn!(?grace, "agents still running after the grace period: aborting");
+        if tokio::time::timeout(grace, self.monitors.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "agents still running after the grace period: aborting"
+            );
             self.abort_all();
             self.monitors.wait().await;
         }
@@ -199,12 +208,21 @@ impl AgentHost {
         match error {
             None => {
                 self.set_status(id, AgentState::Stopped, None).await;
-                self.emit(EventKind::AgentStopped { agent_id: id.clone(), process_id }).await;
+                self.emit(EventKind::AgentStopped {
+                    agent_id: id.clone(),
+                    process_id,
+                })
+                .await;
             }
             Some(error) => {
                 tracing::error!(agent_id = %id, %error, "agent failed");
                 self.set_status(id, AgentState::Failed, Some(&error)).await;
-                self.emit(EventKind::AgentFailed { agent_id: id.clone(), process_id, error }).await;
+                self.emit(EventKind::AgentFailed {
+                    agent_id: id.clone(),
+                    process_id,
+                    error,
+                })
+                .await;
             }
         }
         // Leave `running` only after the status is written, so a reconcile never sees the
@@ -221,7 +239,9 @@ impl AgentHost {
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::debug!(agent_id = %id, %status, "status not written: agent is no longer ours"),
+            Ok(false) => {
+                tracing::debug!(agent_id = %id, %status, "status not written: agent is no longer ours")
+            }
             Err(e) => tracing::warn!(agent_id = %id, %status, error = %e, "status not written"),
         }
     }

@@ -65,9 +65,7 @@ pub fn run(config: WorkerConfig) -> Result<Exit, WorkerError> {
 async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<Exit, WorkerError> {
     let control: Arc<dyn ControlPlane> = Arc::new(connect(&config).await?);
     // Subscribe before registering: a spawn command can follow the registration at once.
-    let commands = control
-        .commands(&config.pool, &config.process_id)
-        .await?;
+    let commands = control.commands(&config.pool, &config.process_id).await?;
     let host = AgentHost::new(&config, control.clone(), agents);
     register(&config, control.as_ref()).await?;
     tracing::info!(process_id = %config.process_id, pool = %config.pool, "worker registered");

@@ -1,1 +1,69 @@
-fn main() {}
+//! `agentpool`: the master (`serve`), the worker (`worker`, started by the master), the client
+//! subcommands and the benchmarks, in one binary.
+//!
+//! - `config`: the one place that reads the config file and the environment.
+//! - `serve`: runs the master until SIGTERM or Ctrl-C.
+//! - `worker`: runs one worker process.
+//! - `cli`: client subcommands over the REST API.
+//! - `bench`: benchmarks against a running master.
+//! - `telemetry`: logging.
+
+mod bench;
+mod cli;
+mod config;
+mod serve;
+mod telemetry;
+mod worker;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "agentpool",
+    version,
+    about = "Multi-process, auto-scaling agent pool manager"
+)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the master: REST API, worker processes, Redis registry.
+    Serve(serve::ServeArgs),
+    /// Run one worker process (started by the master; not for direct use).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
+    #[command(flatten)]
+    Client(cli::Command),
+    /// Measure a running master against the DESIGN targets.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let ok = |()| ExitCode::SUCCESS;
+    let result = match args.cmd {
+        Cmd::Serve(a) => serve::run(a).map(ok),
+        Cmd::Worker(a) => worker::run(a),
+        Cmd::Client(c) => client_runtime()
+            .and_then(|rt| rt.block_on(cli::run(c)))
+            .map(ok),
+        Cmd::Bench(b) => client_runtime()
+            .and_then(|rt| rt.block_on(bench::run(b)))
+            .map(ok),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

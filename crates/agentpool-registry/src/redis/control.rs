@@ -146,7 +146,10 @@ impl ControlPlane for RedisControlPlane {
         pool: &'a str,
         id: &'a ProcessId,
     ) -> BoxFuture<'a, Result<mpsc::UnboundedReceiver<Command>>> {
-        let channels = vec![self.keys.process_commands(id), self.keys.pool_commands(pool)];
+        let channels = vec![
+            self.keys.process_commands(id),
+            self.keys.pool_commands(pool),
+        ];
         Box::pin(subscribe_json(&self.url, channels, false))
     }
 }

@@ -153,14 +153,16 @@ impl Registry for RedisRegistry {
                 .await?;
             Ok(rows
                 .into_iter()
-                .map(|(pool, process_count, total, free, agents, active)| PoolCounts {
-                    pool,
-                    process_count,
-                    total_capacity: total,
-                    available_capacity: free,
-                    agent_count: agents,
-                    active_worker_processes: active,
-                })
+                .map(
+                    |(pool, process_count, total, free, agents, active)| PoolCounts {
+                        pool,
+                        process_count,
+                        total_capacity: total,
+                        available_capacity: free,
+                        agent_count: agents,
+                        active_worker_processes: active,
+                    },
+                )
                 .collect())
         })
     }
@@ -235,21 +237,27 @@ impl Registry for RedisRegistry {
                 Target::Process(p) => self.keys.process_commands(p),
                 Target::Pool(p) => self.keys.pool_commands(p),
             };
-            let json = serde_json::to_string(cmd)
-                .map_err(|e| RegistryError::Malformed(e.to_string()))?;
+            let json =
+                serde_json::to_string(cmd).map_err(|e| RegistryError::Malformed(e.to_string()))?;
             let _: i64 = self.conn.clone().publish(channel, json).await?;
             Ok(())
         })
     }
 
     fn events(&self) -> BoxFuture<'_, Result<mpsc::UnboundedReceiver<Event>>> {
-        Box::pin(subscribe_json(&self.url, vec![self.keys.all_pool_events()], true))
+        Box::pin(subscribe_json(
+            &self.url,
+            vec![self.keys.all_pool_events()],
+            true,
+        ))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration>> {
         Box::pin(async move {
             let start = Instant::now();
-            let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut self.conn.clone())
+                .await?;
             Ok(start.elapsed())
         })
     }

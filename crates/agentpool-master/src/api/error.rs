@@ -1,0 +1,132 @@
+//! `ApiError`: every failure as `{"error": {"code": "...", "message": "..."}}` with a status.
+//! Internal details are logged, not returned.
+
+use crate::MasterError;
+use agentpool_registry::RegistryError;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &'static str, message: impl Into<String>) -> Self {
+        let code = match what {
+            "pool" => "unknown_pool",
+            "agent" => "unknown_agent",
+            "process" => "unknown_process",
+            _ => "not_found",
+        };
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A well-formed request whose values are out of range.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<MasterError> for ApiError {
+    fn from(e: MasterError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            MasterError::UnknownPool(_) => Self::not_found("pool", msg),
+            MasterError::UnknownAgent(_) => Self::not_found("agent", msg),
+            MasterError::UnknownProcess(_) => Self::not_found("process", msg),
+            MasterError::PoolFull { .. } => Self::new(S::SERVICE_UNAVAILABLE, "pool_full", msg),
+            MasterError::WorkerStart { .. } => {
+                Self::new(S::SERVICE_UNAVAILABLE, "worker_start_failed", msg)
+            }
+            MasterError::AgentStartTimeout { .. } | MasterError::PlacementTimeout { .. } => {
+                Self::new(S::SERVICE_UNAVAILABLE, "timeout", msg)
+            }
+            MasterError::AgentFailed { .. } => {
+                Self::new(S::INTERNAL_SERVER_ERROR, "agent_failed", msg)
+            }
+            MasterError::DrainIncomplete { .. } => {
+                Self::new(S::SERVICE_UNAVAILABLE, "drain_incomplete", msg)
+            }
+            MasterError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting_down", msg),
+            MasterError::Registry(RegistryError::Unavailable(detail)) => {
+                tracing::warn!(%detail, "request failed: redis unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "redis_unavailable",
+                    "redis unavailable",
+                )
+            }
+            MasterError::Registry(_) | MasterError::Io(_) => {
+                tracing::error!(error = %msg, "internal error");
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the master log",
+                )
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        MasterError::from(e).into()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        use StatusCode as S;
+        match r {
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::new(S::BAD_REQUEST, "malformed_json", r.body_text())
+            }
+            JsonRejection::JsonDataError(_) => {
+                Self::new(S::BAD_REQUEST, "invalid_body", r.body_text())
+            }
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a body with Content-Type: application/json",
+            ),
+            JsonRejection::BytesRejection(_) if r.status() == S::PAYLOAD_TOO_LARGE => Self::new(
+                S::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body exceeds {} bytes", super::MAX_BODY_BYTES),
+            ),
+            _ => Self::new(r.status(), "bad_request", r.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}

@@ -1,0 +1,35 @@
+//! `/api/v1/pools`, its alias `/api/v1/agents/pools`, and `/api/v1/pools/{pool}`.
+
+use super::AppState;
+use super::error::ApiError;
+use agentpool_types::{PoolStats, WorkerProcess};
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+pub async fn list(State(master): State<AppState>) -> Result<Json<Vec<PoolStats>>, ApiError> {
+    Ok(Json(master.pool_stats(master.pool_names()).await?))
+}
+
+#[derive(Serialize)]
+pub struct PoolDetail {
+    #[serde(flatten)]
+    stats: PoolStats,
+    processes: Vec<WorkerProcess>,
+}
+
+pub async fn show(
+    State(master): State<AppState>,
+    Path(pool): Path<String>,
+) -> Result<Json<PoolDetail>, ApiError> {
+    let name = master.pool(&pool)?.name().to_owned();
+    let (stats, processes) = tokio::try_join!(
+        master.pool_stats(std::slice::from_ref(&name)),
+        master.processes(Some(&name)),
+    )?;
+    let stats = stats
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("pool", format!("unknown pool {pool:?}")))?;
+    Ok(Json(PoolDetail { stats, processes }))
+}

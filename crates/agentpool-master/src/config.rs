@@ -1,0 +1,56 @@
+//! The master's settings, as plain data. The binary reads the file and the environment and
+//! fills this in; nothing in this crate reads the environment.
+
+use agentpool_types::PoolSpec;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_WORKER_START_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_AGENT_START_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 4;
+
+/// Everything the master needs to run.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    pub redis_url: String,
+    /// Put in front of every Redis key, so several clusters can share one Redis.
+    pub key_prefix: String,
+    /// Worker logs go to `<data_dir>/logs`.
+    pub data_dir: PathBuf,
+    /// The binary to start workers from, resolved once at startup: `current_exe` stops
+    /// resolving when the binary is replaced on disk.
+    pub worker_exe: PathBuf,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    /// A worker that has not registered by then is killed and the spawn fails with a 503.
+    pub worker_start_timeout: Duration,
+    /// A spawn waits this long for its agent to run before answering 503.
+    pub agent_start_timeout: Duration,
+    /// Worker and agent stop budget, after which the process group is SIGKILLed.
+    pub shutdown_grace: Duration,
+    /// Worker processes being started at once, across pools.
+    pub max_concurrent_starts: usize,
+    pub pools: Vec<PoolSpec>,
+}
+
+impl MasterConfig {
+    /// A config with defaults for everything but where Redis is and which pools exist.
+    pub fn new(redis_url: &str, worker_exe: PathBuf, pools: Vec<PoolSpec>) -> Self {
+        Self {
+            redis_url: redis_url.to_owned(),
+            key_prefix: String::new(),
+            data_dir: PathBuf::from("data"),
+            worker_exe,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            worker_start_timeout: DEFAULT_WORKER_START_TIMEOUT,
+            agent_start_timeout: DEFAULT_AGENT_START_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            max_concurrent_starts: DEFAULT_MAX_CONCURRENT_STARTS,
+            pools,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `PoolManager`: how many workers a pool is starting and how many spawns wait for room.
+//!
+//! Growth is planned from demand, not per request: a burst of N spawns that find no room
+//! starts ceil(N / capacity) workers, counting capacity that is still starting. Each worker
+//! that comes up hands out one wake-up per slot, so waiters retry `reserve` only when a slot
+//! may be there for them.
+
+use crate::error::{MasterError, Result};
+use agentpool_types::PoolSpec;
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::Semaphore;
+
+pub struct PoolManager {
+    pub spec: PoolSpec,
+    growth: Mutex<Growth>,
+    /// One permit per slot that came up; waiters take one before retrying `reserve`.
+    slots: Semaphore,
+}
+
+#[derive(Default)]
+struct Growth {
+    /// Workers being started now.
+    starting: u32,
+    /// Spawn requests waiting for room.
+    waiting: u64,
+    /// Start failures so far, and the last one's message.
+    failures: u64,
+    last_failure: String,
+}
+
+/// Counts a request as waiting for room until dropped.
+pub struct WaitTicket<'a> {
+    pool: &'a PoolManager,
+}
+
+impl Drop for WaitTicket<'_> {
+    fn drop(&mut self) {
+        self.pool.growth().waiting -= 1;
+    }
+}
+
+impl PoolManager {
+    pub fn new(spec: PoolSpec) -> Self {
+        Self {
+            spec,
+            growth: Mutex::default(),
+            slots: Semaphore::new(0),
+        }
+    }
+
+    fn growth(&self) -> MutexGuard<'_, Growth> {
+        self.growth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub fn begin_wait(&self) -> WaitTicket<'_> {
+        self.growth().waiting += 1;
+        WaitTicket { pool: self }
+    }
+
+    /// Spawn requests waiting for room: `pending_spawns` of `/pools`.
+    pub fn waiting(&self) -> u64 {
+        self.growth().waiting
+    }
+
+    pub fn starting(&self) -> u32 {
+        self.growth().starting
+    }
+
+    /// Start failures so far; a waiter compares it with the count when it began.
+    pub fn failures(&self) -> u64 {
+        self.growth().failures
+    }
+
+    pub fn last_failure(&self) -> String {
+        self.growth().last_failure.clone()
+    }
+
+    /// How many workers to start now, given `live` workers of the pool, and counts them as
+    /// starting. Fails when more are needed, none may start, and none is on its way.
+    pub fn plan(&self, live: u32) -> Result<u32> {
+        let mut g = self.growth();
+        let cap = u64::from(self.spec.max_agents_per_process);
+        let needed = u32::try_from(g.waiting.div_ceil(cap)).unwrap_or(u32::MAX);
+        let needed = needed.saturating_sub(g.starting);
+        let room = self.spec.max_processes.saturating_sub(live + g.starting);
+        let n = needed.min(room);
+        if n == 0 && needed > 0 && g.starting == 0 {
+            return Err(MasterError::PoolFull {
+                pool: self.spec.name.clone(),
+                max_processes: self.spec.max_processes,
+            });
+        }
+        g.starting += n;
+        Ok(n)
+    }
+
+    /// Counts one more worker as starting, outside of demand (`min_processes`).
+    pub fn reserve_start(&self, live: u32) -> bool {
+        let mut g = self.growth();
+        if live + g.starting >= self.spec.max_processes {
+            return false;
+        }
+        g.starting += 1;
+        true
+    }
+
+    /// A start ended. On success its slots are handed to waiters; on failure every waiter is
+    /// woken to see the failure.
+    pub fn start_finished(&self, outcome: std::result::Result<(), String>) {
+        let mut g = self.growth();
+        g.starting -= 1;
+        match outcome {
+            Ok(()) => self
+                .slots
+                .add_permits(self.spec.max_agents_per_process as usize),
+            Err(e) => {
+                g.failures += 1;
+                g.last_failure = e;
+                let waiting = usize::try_from(g.waiting).unwrap_or(usize::MAX);
+                self.slots
+                    .add_permits(waiting.min(Semaphore::MAX_PERMITS / 2));
+            }
+        }
+    }
+
+    /// Waits for a slot wake-up, at most `max`.
+    pub async fn await_slot(&self, max: std::time::Duration) {
+        if let Ok(Ok(permit)) = tokio::time::timeout(max, self.slots.acquire()).await {
+            permit.forget();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(cap: u32, max: u32) -> PoolManager {
+        let mut spec = PoolSpec::new("p", "r");
+        spec.max_agents_per_process = cap;
+        spec.max_processes = max;
+        PoolManager::new(spec)
+    }
+
+    #[test]
+    fn a_burst_starts_ceil_n_over_capacity_workers() {
+        let p = pool(10, 100);
+        let mut started = 0;
+        let mut tickets = Vec::new();
+        for _ in 0..25 {
+            tickets.push(p.begin_wait());
+            started += p.plan(0).unwrap();
+        }
+        assert_eq!(started, 3);
+        assert_eq!(p.starting(), 3);
+        drop(tickets);
+        assert_eq!(p.waiting(), 0);
+    }
+
+    #[test]
+    fn full_only_when_nothing_can_start_and_nothing_is_starting() {
+        let p = pool(10, 2);
+        let _t = p.begin_wait();
+        assert_eq!(p.plan(1).unwrap(), 1);
+        assert_eq!(p.plan(1).unwrap(), 0, "one is already starting");
+        p.start_finished(Ok(()));
+        assert!(matches!(p.plan(2), Err(MasterError::PoolFull { .. })));
+    }
+
+    #[test]
+    fn failures_are_counted_with_their_message() {
+        let p = pool(10, 2);
+        assert!(p.reserve_start(0));
+        p.start_finished(Err("boom".into()));
+        assert_eq!((p.failures(), p.last_failure().as_str()), (1, "boom"));
+        assert_eq!(p.starting(), 0);
+    }
+}

@@ -1,0 +1,141 @@
+//! The one place that reads configuration: the TOML file, then the environment over it.
+
+use agentpool_master::MasterConfig;
+use agentpool_types::PoolSpec;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file read when `--config` is not given, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "config/agentpool.toml";
+/// Used when there is no file at `DEFAULT_CONFIG_PATH`, so `serve` works from any directory.
+const BUILTIN_CONFIG: &str = include_str!("../../../config/agentpool.toml");
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+pub const ENV_LISTEN: &str = "AGENTPOOL_LISTEN";
+pub const ENV_REDIS_URL: &str = "REDIS_URL";
+pub const ENV_DATA_DIR: &str = "AGENTPOOL_DATA_DIR";
+
+/// The config file. Every key is optional; the defaults are the named constants.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    redis_url: Option<String>,
+    key_prefix: Option<String>,
+    data_dir: Option<PathBuf>,
+    heartbeat_interval_ms: Option<u64>,
+    heartbeat_timeout_ms: Option<u64>,
+    worker_start_timeout_ms: Option<u64>,
+    agent_start_timeout_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
+    max_concurrent_starts: Option<usize>,
+    #[serde(default)]
+    pools: Vec<PoolSpec>,
+}
+
+/// What `serve` runs with.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub master: MasterConfig,
+}
+
+/// Reads `path` (or the default file), then applies the environment and `listen_flag`.
+pub fn load(path: Option<&Path>, listen_flag: Option<&str>) -> Result<ServeConfig> {
+    let (text, origin) = read_file(path)?;
+    let file: FileConfig =
+        toml::from_str(&text).with_context(|| format!("invalid config file {origin}"))?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+
+    let listen_text = listen_flag
+        .map(str::to_owned)
+        .or_else(|| env(ENV_LISTEN))
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!(
+            "listen address {listen_text:?} (--listen, {ENV_LISTEN} or `listen`) is not host:port"
+        )
+    })?;
+    let redis_url = env(ENV_REDIS_URL)
+        .or(file.redis_url)
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+    let exe =
+        std::env::current_exe().context("cannot resolve this binary's path to start workers")?;
+
+    if file.pools.is_empty() {
+        bail!("config {origin} defines no [[pools]]");
+    }
+    for pool in &file.pools {
+        pool.validate()
+            .with_context(|| format!("config {origin}"))?;
+    }
+    let mut names: Vec<&str> = file.pools.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        bail!("config {origin}: pool {:?} is defined twice", w[0]);
+    }
+
+    let mut m = MasterConfig::new(&redis_url, exe, file.pools);
+    m.key_prefix = file.key_prefix.unwrap_or_default();
+    m.data_dir = env(ENV_DATA_DIR)
+        .map(PathBuf::from)
+        .or(file.data_dir)
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    let ms = Duration::from_millis;
+    m.heartbeat_interval = file.heartbeat_interval_ms.map_or(m.heartbeat_interval, ms);
+    m.heartbeat_timeout = file.heartbeat_timeout_ms.map_or(m.heartbeat_timeout, ms);
+    m.worker_start_timeout = file
+        .worker_start_timeout_ms
+        .map_or(m.worker_start_timeout, ms);
+    m.agent_start_timeout = file
+        .agent_start_timeout_ms
+        .map_or(m.agent_start_timeout, ms);
+    m.shutdown_grace = file.shutdown_grace_ms.map_or(m.shutdown_grace, ms);
+    m.max_concurrent_starts = file
+        .max_concurrent_starts
+        .unwrap_or(m.max_concurrent_starts);
+    if m.heartbeat_interval.is_zero() || m.heartbeat_timeout <= m.heartbeat_interval {
+        bail!("config {origin}: heartbeat_timeout_ms must exceed heartbeat_interval_ms > 0");
+    }
+    Ok(ServeConfig { listen, master: m })
+}
+
+fn read_file(path: Option<&Path>) -> Result<(String, String)> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            Ok((text, p.display().to_string()))
+        }
+        None => match std::fs::read_to_string(DEFAULT_CONFIG_PATH) {
+            Ok(text) => Ok((text, DEFAULT_CONFIG_PATH.into())),
+            Err(_) => Ok((BUILTIN_CONFIG.into(), "(built-in default)".into())),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_config_has_the_four_default_pools() {
+        let file: FileConfig = toml::from_str(BUILTIN_CONFIG).unwrap();
+        let names: Vec<_> = file.pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["team_leader", "business_analyst", "developer", "tester"]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! `agentpool serve`: the master, until SIGTERM or Ctrl-C.
+
+use crate::{config, telemetry};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Config file [default: config/agentpool.toml, else the built-in default].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on, host:port [env: AGENTPOOL_LISTEN; default 127.0.0.1:8000].
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    telemetry::init();
+    let cfg = config::load(args.config.as_deref(), args.listen.as_deref())?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        agentpool_master::run(listener, cfg.master, shutdown)
+            .await
+            .context("master failed")
+    })
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the master with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("interrupt: shutting down"),
+    }
+    shutdown.cancel();
+}
