@@ -157,14 +157,16 @@ impl Master {
     /// Takes a slot for `r`, growing the pool when every worker is full.
     async fn place(self: &Arc<Self>, pool: &PoolManager, r: &Reservation) -> Result<ProcessId> {
         if let Some(p) = self.registry.reserve(r).await? {
+            pool.consume_wakeup();
             return Ok(p);
         }
-        let _ticket = pool.begin_wait();
+        let mut ticket = pool.begin_wait();
         let failures_before = pool.failures();
         let deadline = Instant::now() + self.config.worker_start_timeout * 3;
         loop {
             self.ensure_running()?;
             if let Some(p) = self.registry.reserve(r).await? {
+                ticket.served();
                 return Ok(p);
             }
             if pool.failures() > failures_before {
@@ -181,7 +183,7 @@ impl Master {
                     secs: (self.config.worker_start_timeout * 3).as_secs(),
                 });
             }
-            pool.await_slot(RESERVE_RETRY).await;
+            ticket.await_slot(RESERVE_RETRY).await;
         }
     }
 

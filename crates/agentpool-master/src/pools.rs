@@ -28,14 +28,45 @@ struct Growth {
     last_failure: String,
 }
 
-/// Counts a request as waiting for room until dropped.
+/// Counts a request as waiting for room until it holds a slot wake-up or is dropped.
 pub struct WaitTicket<'a> {
     pool: &'a PoolManager,
+    /// Holds a wake-up: the request is served by capacity that already came up.
+    claimed: bool,
+}
+
+impl WaitTicket<'_> {
+    /// Waits for a slot wake-up, at most `max`; returns whether one came.
+    pub async fn await_slot(&mut self, max: std::time::Duration) -> bool {
+        if self.claimed {
+            // The last wake-up led to no slot (taken by a termination's gap or a fast path):
+            // count this request as demand again.
+            self.pool.growth().waiting += 1;
+            self.claimed = false;
+        }
+        let Ok(Ok(permit)) = tokio::time::timeout(max, self.pool.slots.acquire()).await else {
+            return false;
+        };
+        permit.forget();
+        self.pool.growth().waiting -= 1;
+        self.claimed = true;
+        true
+    }
+
+    /// The request got its slot. A request that got it without a wake-up takes one, so
+    /// wake-ups keep matching the fresh slots they stand for.
+    pub fn served(self) {
+        if !self.claimed {
+            self.pool.consume_wakeup();
+        }
+    }
 }
 
 impl Drop for WaitTicket<'_> {
     fn drop(&mut self) {
-        self.pool.growth().waiting -= 1;
+        if !self.claimed {
+            self.pool.growth().waiting -= 1;
+        }
     }
 }
 
@@ -58,7 +89,17 @@ impl PoolManager {
 
     pub fn begin_wait(&self) -> WaitTicket<'_> {
         self.growth().waiting += 1;
-        WaitTicket { pool: self }
+        WaitTicket {
+            pool: self,
+            claimed: false,
+        }
+    }
+
+    /// A spawn took a slot without waiting: one fresh slot fewer to hand out.
+    pub fn consume_wakeup(&self) {
+        if let Ok(permit) = self.slots.try_acquire() {
+            permit.forget();
+        }
     }
 
     /// Spawn requests waiting for room: `pending_spawns` of `/pools`.
@@ -80,11 +121,14 @@ impl PoolManager {
     }
 
     /// How many workers to start now, given `live` workers of the pool, and counts them as
-    /// starting. Fails when more are needed, none may start, and none is on its way.
+    /// starting. Demand already covered by fresh slots not yet handed out does not count.
+    /// Fails when more are needed, none may start, and none is on its way.
     pub fn plan(&self, live: u32) -> Result<u32> {
         let mut g = self.growth();
         let cap = u64::from(self.spec.max_agents_per_process);
-        let needed = u32::try_from(g.waiting.div_ceil(cap)).unwrap_or(u32::MAX);
+        let fresh = self.slots.available_permits() as u64;
+        let uncovered = g.waiting.saturating_sub(fresh);
+        let needed = u32::try_from(uncovered.div_ceil(cap)).unwrap_or(u32::MAX);
         let needed = needed.saturating_sub(g.starting);
         let room = self.spec.max_processes.saturating_sub(live + g.starting);
         let n = needed.min(room);
@@ -168,6 +212,14 @@ mod tests {
         assert_eq!(p.plan(1).unwrap(), 1);
         assert_eq!(p.plan(1).unwrap(), 0, "one is already starting");
         p.start_finished(Ok(()));
+        assert_eq!(
+            p.plan(2).unwrap(),
+            0,
+            "the new worker's fresh slots cover the demand"
+        );
+        for _ in 0..10 {
+            p.consume_wakeup();
+        }
         assert!(matches!(p.plan(2), Err(MasterError::PoolFull { .. })));
     }
 

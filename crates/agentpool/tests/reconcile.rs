@@ -1,0 +1,56 @@
+//! Pub/sub is only a wake-up: an agent placed with its spawn command never published still
+//! ends up running, through the worker's reconcile on its next heartbeat.
+
+mod common;
+
+use agentpool_registry::redis::RedisRegistry;
+use agentpool_registry::{Registry, Reservation};
+use agentpool_testkit::wait_for;
+use agentpool_types::{AgentId, Placement};
+use common::{Cluster, WAIT, config, spawn};
+
+#[tokio::test]
+async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
+    let c = Cluster::start(config(10, 2, "")).await;
+    // A first agent brings up a worker.
+    let (status, first) = spawn(&c.master, "p").await;
+    assert_eq!(status, 201, "{first}");
+
+    // Place a second agent exactly as the master does, but publish no command.
+    let registry = RedisRegistry::connect(&c.redis.url(), "").await.unwrap();
+    let id = AgentId::new();
+    let reservation = Reservation {
+        agent_id: id.clone(),
+        pool: "p".into(),
+        placement: Placement::Pack,
+        role: "tester".into(),
+        name: "silent".into(),
+        metadata: "{}".into(),
+        move_from: None,
+    };
+    let process = registry
+        .reserve(&reservation)
+        .await
+        .unwrap()
+        .expect("a free slot");
+    assert_eq!(process.as_str(), first["process_id"].as_str().unwrap());
+    let pending = registry.agent(&id).await.unwrap().unwrap();
+    assert_eq!(pending.status.as_str(), "pending");
+
+    let running = wait_for("reconcile to start the silent agent", WAIT, || async {
+        let (_, a) = c.master.get(&format!("/api/v1/agents/{id}")).await;
+        (a["status"] == "idle").then_some(a)
+    })
+    .await;
+    assert_eq!(running["process_id"], first["process_id"]);
+    assert_eq!(running["name"], "silent");
+    c.assert_pools_match_registry("p", 10).await;
+
+    // And the reverse: an agent released behind the worker's back is stopped by reconcile,
+    // which the worker shows by writing nothing back (the hash stays gone) and by the slot
+    // staying free.
+    registry.release(&id).await.unwrap().expect("known agent");
+    let (status, _) = c.master.get(&format!("/api/v1/agents/{id}")).await;
+    assert_eq!(status, 404);
+    c.assert_pools_match_registry("p", 10).await;
+}
