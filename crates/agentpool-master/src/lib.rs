@@ -10,7 +10,7 @@
 //! - [`spawner`]: the OS side of a worker: exec, process group, log file, signals.
 //! - [`events`]: `EventHub`, wait on worker events with a registry poll as fallback.
 //! - [`api`]: the axum routes, one file per resource, and `ApiError`.
-//! - [`error`]: `MasterError`.
+//! - [`error`]: the one error type, `MasterError`.
 
 pub mod agents;
 pub mod api;

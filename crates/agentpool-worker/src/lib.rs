@@ -6,7 +6,7 @@
 //! - [`heartbeat`]: the heartbeat loop, which also drives reconcile and fencing.
 //! - [`commands`]: dispatch of commands from the pub/sub channels.
 //! - [`metrics`]: RSS and CPU of this process, for the heartbeat.
-//! - [`error`]: `WorkerError`.
+//! - [`error`]: the one error type, `WorkerError`.
 //!
 //! Two threads, each with a current-thread runtime: agents run on one, and the control work
 //! (heartbeat, commands, status writes) on the other, so a busy agent cannot starve the

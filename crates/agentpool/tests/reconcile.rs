@@ -5,7 +5,7 @@ mod common;
 
 use agentpool_registry::redis::RedisRegistry;
 use agentpool_registry::{Registry, Reservation};
-use agentpool_testkit::wait_for;
+use agentpool_testkit::{wait_for, wait_until};
 use agentpool_types::{AgentId, Placement};
 use common::{Cluster, WAIT, config, spawn};
 
@@ -46,11 +46,27 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
     assert_eq!(running["name"], "silent");
     c.assert_pools_match_registry("p", 10).await;
 
-    // And the reverse: an agent released behind the worker's back is stopped by reconcile,
-    // which the worker shows by writing nothing back (the hash stays gone) and by the slot
-    // staying free.
+    // And the reverse: an agent released behind the worker's back (no terminate command) is
+    // stopped by reconcile, as the worker's log says, and nothing is written back for it.
     registry.release(&id).await.unwrap().expect("known agent");
+    let logs = c.master.data_dir().join("logs");
+    wait_until("the worker to stop the released agent", WAIT, || async {
+        std::fs::read_dir(&logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|f| {
+                std::fs::read_to_string(f.path()).is_ok_and(|log| {
+                    log.lines()
+                        .any(|l| l.contains("reconcile: stopping") && l.contains(id.as_str()))
+                })
+            })
+    })
+    .await;
     let (status, _) = c.master.get(&format!("/api/v1/agents/{id}")).await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        status, 404,
+        "a fenced status write did not recreate the agent"
+    );
     c.assert_pools_match_registry("p", 10).await;
 }

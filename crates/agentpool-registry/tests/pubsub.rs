@@ -1,0 +1,142 @@
+//! Pub/sub against a real Redis: worker events reach `Registry::events`, master commands reach
+//! the addressed worker's `ControlPlane::commands`, and both subscriptions survive a Redis
+//! restart (the connection reconnects and resubscribes by itself).
+
+mod common;
+
+use agentpool_registry::{ControlPlane, Registry, Target};
+use agentpool_testkit::wait_for;
+use agentpool_types::{AgentId, Command, CommandKind, Event, EventKind, ProcessId};
+use common::{Env, WAIT};
+use redis::AsyncCommands;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+
+fn started(process_id: &ProcessId) -> Event {
+    Event::new(EventKind::ProcessStarted {
+        process_id: process_id.clone(),
+        pid: 4242,
+    })
+}
+
+fn terminate() -> Command {
+    Command::new(CommandKind::Terminate {
+        agent_id: AgentId::new(),
+        graceful: true,
+    })
+}
+
+async fn next<T>(rx: &mut UnboundedReceiver<T>) -> T {
+    timeout(WAIT, rx.recv())
+        .await
+        .expect("timed out waiting for a message")
+        .expect("subscription closed")
+}
+
+#[tokio::test]
+async fn events_of_every_pool_reach_the_master_and_garbage_is_skipped() {
+    let env = Env::start().await;
+    let mut events = env.reg.events().await.unwrap();
+    let p = ProcessId::new();
+
+    let _: i64 = env
+        .conn
+        .clone()
+        .publish("pool:dev:events", "not json")
+        .await
+        .unwrap();
+    let first = started(&p);
+    env.cp.publish("dev", &first).await.unwrap();
+    assert_eq!(next(&mut events).await, first, "garbage was not skipped");
+
+    let second = Event::new(EventKind::AgentFailed {
+        agent_id: AgentId::new(),
+        process_id: p.clone(),
+        error: "boom".into(),
+    });
+    env.cp.publish("other", &second).await.unwrap();
+    assert_eq!(next(&mut events).await, second);
+}
+
+#[tokio::test]
+async fn commands_reach_the_addressed_worker_only() {
+    let env = Env::start().await;
+    let me = ProcessId::new();
+    let someone_else = ProcessId::new();
+    let mut cmds = env.cp.commands("dev", &me).await.unwrap();
+
+    // Sent in order on one connection: what is not for us must not arrive before what is.
+    let not_mine = terminate();
+    env.reg
+        .send(Target::Process(&someone_else), &not_mine)
+        .await
+        .unwrap();
+    env.reg.send(Target::Pool("other"), &not_mine).await.unwrap();
+    let direct = terminate();
+    env.reg.send(Target::Process(&me), &direct).await.unwrap();
+    assert_eq!(next(&mut cmds).await, direct);
+
+    let pool_wide = Command::new(CommandKind::Shutdown { grace_ms: 500 });
+    env.reg.send(Target::Pool("dev"), &pool_wide).await.unwrap();
+    assert_eq!(next(&mut cmds).await, pool_wide);
+    assert!(cmds.try_recv().is_err(), "unexpected extra command");
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_redis_restart() {
+    let mut env = Env::start().await;
+    let me = ProcessId::new();
+    let mut events = env.reg.events().await.unwrap();
+    let mut cmds = env.cp.commands("dev", &me).await.unwrap();
+
+    // Both work before the outage.
+    let before = started(&me);
+    env.cp.publish("dev", &before).await.unwrap();
+    assert_eq!(next(&mut events).await, before);
+    let cmd = terminate();
+    env.reg.send(Target::Process(&me), &cmd).await.unwrap();
+    assert_eq!(next(&mut cmds).await, cmd);
+
+    env.redis.restart().await;
+
+    // A message published while the subscriber is still reconnecting is lost, so keep
+    // publishing the same message until one arrives.
+    let event = started(&me);
+    wait_for("an event after the restart", WAIT, || {
+        let got = std::iter::from_fn(|| events.try_recv().ok()).any(|e| e == event);
+        let (cp, event) = (&env.cp, event.clone());
+        async move {
+            if got {
+                return Some(());
+            }
+            let _ = cp.publish("dev", &event).await;
+            None
+        }
+    })
+    .await;
+
+    let cmd = terminate();
+    wait_for("a command after the restart", WAIT, || {
+        let got = std::iter::from_fn(|| cmds.try_recv().ok()).any(|c| c == cmd);
+        let (reg, cmd, me) = (&env.reg, cmd.clone(), &me);
+        async move {
+            if got {
+                return Some(());
+            }
+            let _ = reg.send(Target::Process(me), &cmd).await;
+            None
+        }
+    })
+    .await;
+
+    // And once resubscribed, nothing is lost any more.
+    let after = started(&me);
+    env.cp.publish("dev", &after).await.unwrap();
+    let got = loop {
+        let e = next(&mut events).await;
+        if e != event {
+            break e;
+        }
+    };
+    assert_eq!(got, after);
+}

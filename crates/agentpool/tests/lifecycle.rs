@@ -1,0 +1,188 @@
+//! Worker and agent lifecycles with real processes and signals: a worker that never registers,
+//! an agent that panics, draining a worker, a crashed worker, and the master's shutdown.
+
+mod common;
+
+use agentpool_testkit::{wait_for, wait_until, worker_pids};
+use common::{Cluster, WAIT, config, spawn};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use redis::AsyncCommands;
+use serde_json::json;
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test]
+async fn a_worker_that_does_not_register_in_time_is_killed_and_the_spawn_says_why() {
+    let c = Cluster::start(config(10, 2, "worker_start_timeout_ms = 1")).await;
+    let (status, body) = spawn(&c.master, "p").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "worker_start_failed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("did not register"), "{message}");
+    assert!(message.contains("worker log"), "quotes the log: {message}");
+    wait_until("the unregistered worker to be gone", WAIT, || async {
+        worker_pids(&c.redis.url()).is_empty()
+    })
+    .await;
+    let mut r = c.conn().await;
+    let agents: Vec<String> = r.keys("agent:*").await.unwrap();
+    let processes: Vec<String> = r.keys("process:*").await.unwrap();
+    assert!(
+        agents.is_empty() && processes.is_empty(),
+        "{agents:?} {processes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on() {
+    let c = Cluster::start(config(10, 2, "")).await;
+    let (status, healthy) = spawn(&c.master, "p").await;
+    assert_eq!(status, 201, "{healthy}");
+    let pid = worker_pids(&c.redis.url())[0];
+
+    let (status, body) = c
+        .master
+        .post(
+            "/api/v1/agents",
+            json!({"pool": "p", "config": {"fault": "panic"}}),
+        )
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "agent_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("panicked")
+    );
+
+    let (_, failed) = c.master.get("/api/v1/agents?status=failed").await;
+    let failed = &failed.as_array().unwrap()[0];
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("panicked on start"),
+        "{failed}"
+    );
+    assert!(alive(pid), "the worker survived the panic");
+    let (_, still) = c
+        .master
+        .get(&format!(
+            "/api/v1/agents/{}",
+            healthy["agent_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(still["status"], "idle");
+    // The worker still takes new agents.
+    let (status, next) = spawn(&c.master, "p").await;
+    assert_eq!(
+        (status, next["process_id"].clone()),
+        (201, healthy["process_id"].clone())
+    );
+}
+
+#[tokio::test]
+async fn draining_a_worker_moves_its_agents_then_stops_it() {
+    let c = Cluster::start(config(10, 4, "")).await;
+    let (status, _) = c
+        .master
+        .post("/api/v1/pools/p/agents", json!({"count": 15}))
+        .await;
+    assert_eq!(status, 201);
+    let scores = c.scores("p").await;
+    let (victim, _) = scores
+        .iter()
+        .find(|(_, free)| *free == 5)
+        .expect("the half-full worker")
+        .clone();
+    let (_, info) = c.master.get("/api/v1/processes").await;
+    let victim_pid = info
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["process_id"] == victim.as_str())
+        .map(|p| p["pid"].as_i64().unwrap() as i32)
+        .unwrap();
+
+    let (status, body) = c
+        .master
+        .delete(&format!("/api/v1/processes/{victim}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["moved_agents"], 5);
+    wait_until("the drained worker to exit", WAIT, || async {
+        !alive(victim_pid)
+    })
+    .await;
+    c.wait_all_running("p", 15).await;
+    let (_, agents) = c.master.get("/api/v1/agents?pool=p").await;
+    assert!(
+        agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["process_id"] != victim.as_str())
+    );
+    assert!(c.assigned(&victim).await.is_empty());
+    let mut r = c.conn().await;
+    let exists: bool = r.exists(format!("process:{victim}")).await.unwrap();
+    assert!(!exists, "the drained worker left the registry");
+    c.assert_pools_match_registry("p", 10).await;
+}
+
+#[tokio::test]
+async fn a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere() {
+    let c = Cluster::start(config(10, 4, "")).await;
+    let (status, placed) = c
+        .master
+        .post("/api/v1/pools/p/agents", json!({"count": 10}))
+        .await;
+    assert_eq!(status, 201);
+    let old = placed[0]["process_id"].as_str().unwrap().to_owned();
+    let pid = worker_pids(&c.redis.url())[0];
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+
+    let agents = wait_for("all 10 agents running in another worker", WAIT, || async {
+        let (_, list) = c.master.get("/api/v1/agents?pool=p").await;
+        let list = list.as_array().cloned().unwrap_or_default();
+        let moved = list.len() == 10
+            && list
+                .iter()
+                .all(|a| a["status"] == "idle" && a["process_id"] != old.as_str());
+        moved.then_some(list)
+    })
+    .await;
+    assert!(
+        agents.iter().all(|a| a["restarts"] == 1),
+        "restarts counted once"
+    );
+    let mut r = c.conn().await;
+    let exists: bool = r.exists(format!("process:{old}")).await.unwrap();
+    assert!(!exists, "the dead worker's keys are gone");
+    c.assert_pools_match_registry("p", 10).await;
+}
+
+#[tokio::test]
+async fn sigterm_stops_workers_and_cleans_the_registry() {
+    let mut c = Cluster::start(config(10, 4, "")).await;
+    let (status, _) = c
+        .master
+        .post("/api/v1/pools/p/agents", json!({"count": 12}))
+        .await;
+    assert_eq!(status, 201);
+    let pids = worker_pids(&c.redis.url());
+    assert_eq!(pids.len(), 2);
+
+    let exit = c.master.terminate().await;
+    assert!(exit.success(), "master exit: {exit:?}");
+    for pid in pids {
+        assert!(!alive(pid), "worker {pid} stopped with the master");
+    }
+    let mut r = c.conn().await;
+    let left: Vec<String> = r.keys("*").await.unwrap();
+    assert_eq!(left, ["pools"], "only the pool list stays");
+}
