@@ -62,7 +62,12 @@ impl Master {
 
     /// `/pools`: one registry round trip for all pools, plus what only the master knows.
     pub async fn pool_stats(&self, names: &[String]) -> Result<Vec<PoolStats>> {
-        let counts = self.registry.pool_counts(names).await?;
+        let pools: Vec<(String, u32)> = names
+            .iter()
+            .filter_map(|n| self.pools.get(n))
+            .map(|p| (p.spec.name.clone(), p.spec.max_agents_per_process))
+            .collect();
+        let counts = self.registry.pool_counts(&pools).await?;
         Ok(counts
             .into_iter()
             .map(|c| {

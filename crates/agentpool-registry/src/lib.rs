@@ -99,8 +99,11 @@ pub trait Registry: Send + Sync {
         process: &'a ProcessId,
         mode: ReapMode,
     ) -> BoxFuture<'a, Result<Vec<AgentId>>>;
-    /// Counts for `/pools`, in one round trip.
-    fn pool_counts<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<Vec<PoolCounts>>>;
+    /// Counts for `/pools`, in one round trip, for pools given with their capacity per worker.
+    fn pool_counts<'a>(
+        &'a self,
+        pools: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Vec<PoolCounts>>>;
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>>;
     /// Every agent of the given pools.
     fn agents<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<Vec<Agent>>>;

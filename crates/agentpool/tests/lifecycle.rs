@@ -186,3 +186,34 @@ async fn sigterm_stops_workers_and_cleans_the_registry() {
     let left: Vec<String> = r.keys("*").await.unwrap();
     assert_eq!(left, ["pools"], "only the pool list stays");
 }
+
+#[tokio::test]
+async fn a_worker_whose_registration_is_reaped_fences_itself_and_exits() {
+    use agentpool_registry::redis::RedisRegistry;
+    use agentpool_registry::{ReapMode, Registry};
+    use agentpool_types::ProcessId;
+
+    let c = Cluster::start(config(10, 2, "")).await;
+    let (status, agent) = spawn(&c.master, "p").await;
+    assert_eq!(status, 201);
+    let pid = worker_pids(&c.redis.url())[0];
+    let process = ProcessId::parse(agent["process_id"].as_str().unwrap()).unwrap();
+
+    let registry = RedisRegistry::connect(&c.redis.url(), "").await.unwrap();
+    registry.reap(&process, ReapMode::Delete).await.unwrap();
+    wait_until("the fenced worker to exit on its own", WAIT, || async {
+        !alive(pid)
+    })
+    .await;
+    let log = std::fs::read_to_string(
+        c.master
+            .data_dir()
+            .join("logs")
+            .join(format!("worker-p-{process}.log")),
+    )
+    .unwrap();
+    assert!(log.contains("fenced"), "the worker says why it left: {log}");
+    let mut r = c.conn().await;
+    let exists: bool = r.exists(format!("process:{process}")).await.unwrap();
+    assert!(!exists, "a fenced worker never registers again");
+}

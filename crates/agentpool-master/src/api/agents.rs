@@ -122,7 +122,7 @@ pub async fn show(
     let agent = master.registry.agent(&id).await?;
     agent
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("agent", format!("unknown agent {id:?}")))
+        .ok_or_else(|| ApiError::not_found("agent", format!("unknown agent {:?}", id.as_str())))
 }
 
 pub async fn terminate(

@@ -144,13 +144,18 @@ impl Registry for RedisRegistry {
         })
     }
 
-    fn pool_counts<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<Vec<PoolCounts>>> {
+    fn pool_counts<'a>(
+        &'a self,
+        pools: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Vec<PoolCounts>>> {
         Box::pin(async move {
-            let rows: Vec<(String, u64, u64, u64, u64, u64)> = scripts::POOL_COUNTS
-                .arg(self.keys.prefix())
-                .arg(pools)
-                .invoke_async(&mut self.conn.clone())
-                .await?;
+            let mut inv = scripts::POOL_COUNTS.prepare_invoke();
+            inv.arg(self.keys.prefix());
+            for (pool, capacity) in pools {
+                inv.arg(pool).arg(capacity);
+            }
+            let rows: Vec<(String, u64, u64, u64, u64, u64)> =
+                inv.invoke_async(&mut self.conn.clone()).await?;
             Ok(rows
                 .into_iter()
                 .map(
