@@ -1,14 +1,15 @@
--- reap: remove a worker and all its keys; return the agents it held.
+-- reap: remove a worker and all its keys; return the agents it held (those still its own).
 -- KEYS[1] process:<id>  KEYS[2] process:<id>:agents  KEYS[3] processes:heartbeats
 -- ARGV[1] key prefix  ARGV[2] process id  ARGV[3] mode (orphan|delete)  ARGV[4] pool, if known
 local prefix, pid, mode = ARGV[1], ARGV[2], ARGV[3]
 local pool = redis.call('HGET', KEYS[1], 'pool_name') or ARGV[4]
-local agents = redis.call('SMEMBERS', KEYS[2])
+local agents = {}
 local _, now = redis_now()
-for _, agent_id in ipairs(agents) do
+for _, agent_id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local akey = prefix .. 'agent:' .. agent_id
   -- An agent that already moved on belongs to its new worker; leave it alone.
   if redis.call('HGET', akey, 'process_id') == pid then
+    agents[#agents + 1] = agent_id
     if mode == 'delete' then
       redis.call('DEL', akey)
       if pool and pool ~= '' then

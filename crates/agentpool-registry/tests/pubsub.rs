@@ -71,7 +71,10 @@ async fn commands_reach_the_addressed_worker_only() {
         .send(Target::Process(&someone_else), &not_mine)
         .await
         .unwrap();
-    env.reg.send(Target::Pool("other"), &not_mine).await.unwrap();
+    env.reg
+        .send(Target::Pool("other"), &not_mine)
+        .await
+        .unwrap();
     let direct = terminate();
     env.reg.send(Target::Process(&me), &direct).await.unwrap();
     assert_eq!(next(&mut cmds).await, direct);

@@ -27,6 +27,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Replies slower than this count as an outage. Longer than redis-rs's 500 ms default because
 /// `pool_counts` walks every worker of every pool.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a subscriber proves its connection, which is also how soon it resubscribes
+/// after Redis comes back.
+const SUBSCRIBER_PING: Duration = Duration::from_millis(500);
 /// Ceiling of the reconnect backoff, so service resumes soon after Redis returns.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
@@ -77,8 +80,18 @@ where
     }
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let _conn = conn;
-        while let Some(push) = push_rx.recv().await {
+        // redis-rs reconnects a dropped connection once, and again only when a command is
+        // sent on it. A subscriber sends nothing, so it pings: after an outage of any length
+        // the next ping reconnects and resubscribes.
+        let mut keepalive = tokio::time::interval(SUBSCRIBER_PING);
+        loop {
+            let push = tokio::select! {
+                push = push_rx.recv() => match push { Some(p) => p, None => return },
+                _ = keepalive.tick() => {
+                    let _: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+                    continue;
+                }
+            };
             let Some(payload) = message_payload(&push) else {
                 continue;
             };

@@ -1,0 +1,101 @@
+//! A key prefix against a real Redis: every key the scripts touch (including the ones they build
+//! from ids they read) carries it, and two prefixes sharing one Redis never see each other.
+
+mod common;
+
+use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
+use agentpool_registry::{ControlPlane, Heartbeat, ReapMode, Registry, Reservation};
+use agentpool_types::{AgentState, Placement};
+use common::{Env, reservation, worker_process};
+use redis::AsyncCommands;
+
+#[tokio::test]
+async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
+    let env = Env::start().await;
+    let url = env.redis.url();
+    let reg = RedisRegistry::connect(&url, "t1:").await.unwrap();
+    let cp = RedisControlPlane::connect(&url, "t1:").await.unwrap();
+    let other = RedisRegistry::connect(&url, "t2:").await.unwrap();
+
+    let w = worker_process("dev", 3);
+    cp.register(&w).await.unwrap();
+    reg.init_pools(&["dev".to_owned()]).await.unwrap();
+    let r = reservation("dev", Placement::Pack);
+    assert_eq!(reg.reserve(&r).await.unwrap(), Some(w.process_id.clone()));
+    let r2 = reservation("dev", Placement::Spread);
+    reg.reserve(&r2).await.unwrap().unwrap();
+    let set = cp.set_agent_status(&w.process_id, &r.agent_id, AgentState::Stopping, None);
+    assert!(set.await.unwrap());
+    let hb = cp.heartbeat(&w.process_id, 1, 1.0).await.unwrap();
+    assert_eq!(
+        hb,
+        Heartbeat::Alive {
+            assigned: vec![r2.agent_id.clone()]
+        }
+    );
+
+    // The other prefix sees nothing and cannot place anything.
+    assert_eq!(
+        other
+            .reserve(&reservation("dev", Placement::Pack))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(other.processes().await.unwrap().is_empty());
+    assert!(other.agent(&r.agent_id).await.unwrap().is_none());
+    assert!(other.release(&r.agent_id).await.unwrap().is_none());
+    assert_eq!(other.drain(&w.process_id, false).await.unwrap(), None);
+    let counts = other.pool_counts(&[("dev".to_owned(), 3)]).await.unwrap();
+    assert_eq!((counts[0].process_count, counts[0].agent_count), (0, 0));
+
+    let counts = reg.pool_counts(&[("dev".to_owned(), 3)]).await.unwrap();
+    assert_eq!(counts[0].process_count, 1);
+    assert_eq!(counts[0].total_capacity, 3);
+    assert_eq!(counts[0].available_capacity, 1);
+    assert_eq!(counts[0].agent_count, 2);
+    assert_eq!(reg.processes().await.unwrap().len(), 1);
+
+    let keys: Vec<String> = env.conn.clone().keys("*").await.unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter().all(|k| k.starts_with("t1:")),
+        "unprefixed keys: {keys:?}"
+    );
+
+    // Release, drain, move and reap build keys from ids they read: still prefixed.
+    reg.release(&r.agent_id).await.unwrap().unwrap();
+    let w2 = worker_process("dev", 3);
+    cp.register(&w2).await.unwrap();
+    assert_eq!(
+        reg.drain(&w.process_id, false).await.unwrap(),
+        Some(vec![r2.agent_id.clone()])
+    );
+    let mv = Reservation {
+        move_from: Some(w.process_id.clone()),
+        ..r2.clone()
+    };
+    assert_eq!(reg.reserve(&mv).await.unwrap(), Some(w2.process_id.clone()));
+    assert!(
+        reg.reap(&w.process_id, ReapMode::Delete)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let orphans = reg.reap(&w2.process_id, ReapMode::Orphan).await.unwrap();
+    assert_eq!(orphans, vec![r2.agent_id.clone()]);
+    let agent = reg.agent(&r2.agent_id).await.unwrap().unwrap();
+    assert_eq!(
+        (agent.status, agent.process_id),
+        (AgentState::Orphaned, None)
+    );
+
+    let keys: Vec<String> = env.conn.clone().keys("*").await.unwrap();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    let agent_key = format!("t1:agent:{}", r2.agent_id);
+    assert_eq!(
+        keys,
+        vec![agent_key.as_str(), "t1:pool:dev:agents", "t1:pools"]
+    );
+}
