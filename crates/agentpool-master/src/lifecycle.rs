@@ -58,7 +58,7 @@ impl Master {
         let failure = tokio::select! {
             r = registered => match r {
                 Ok(Some(())) => None,
-                Ok(None) => Some(format!("did not register within {} s", timeout.as_secs())),
+                Ok(None) => Some(format!("did not register within {timeout:?}")),
                 Err(e) => Some(e.to_string()),
             },
             status = child.wait() => Some(format!("exited before registering ({})", describe(status))),
