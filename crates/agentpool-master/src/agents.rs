@@ -4,7 +4,7 @@ use crate::error::{MasterError, Result};
 use crate::master::Master;
 use crate::pools::PoolManager;
 use agentpool_registry::{Reservation, Target};
-use agentpool_types::{Agent, AgentId, AgentState, Command, CommandKind, ProcessId};
+use agentpool_types::{Agent, AgentId, AgentState, Command, CommandKind, ProcessId, RestartPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,6 +20,8 @@ pub struct SpawnRequest {
     pub role: Option<String>,
     pub name: Option<String>,
     pub config: serde_json::Value,
+    /// Overrides the pool's restart policy for this agent.
+    pub restart: Option<RestartPolicy>,
 }
 
 impl Master {
@@ -38,6 +40,8 @@ impl Master {
             role,
             metadata: req.config.to_string(),
             move_from: None,
+            must_exist: false,
+            restart: req.restart,
         };
         let process = self.place(pool, &reservation).await?;
         self.send_spawn(&reservation, &process).await;
@@ -107,18 +111,6 @@ impl Master {
         Ok(released)
     }
 
-    /// Places orphaned agents again, in the background.
-    pub fn reschedule(self: &Arc<Self>, agents: Vec<AgentId>) {
-        for id in agents {
-            let master = self.clone();
-            self.tasks.spawn(async move {
-                if let Err(e) = master.move_agent(&id, None).await {
-                    tracing::error!(agent_id = %id, error = %e, "cannot place orphaned agent again");
-                }
-            });
-        }
-    }
-
     /// Places an existing agent again: after a crash (`from` = None) or away from a draining
     /// worker. The old worker is told to stop it; the new one to start it.
     pub async fn move_agent(
@@ -140,6 +132,8 @@ impl Master {
             name: agent.name,
             metadata: agent.metadata.to_string(),
             move_from: from.cloned(),
+            must_exist: true,
+            restart: agent.restart,
         };
         let process = self.place(pool, &reservation).await?;
         if let Some(old) = from {
@@ -193,6 +187,7 @@ impl Master {
             role: r.role.clone(),
             name: r.name.clone(),
             config: serde_json::from_str(&r.metadata).unwrap_or_default(),
+            restart: r.restart,
         });
         self.send_best_effort(Target::Process(process), &cmd).await;
     }

@@ -6,6 +6,9 @@
 //! - [`drain`]: take a worker out of placement, move its agents, stop it.
 //! - [`lifecycle`]: start a worker and wait for its registration, monitor it, stop it.
 //! - [`pools`]: `PoolManager`, demand-driven growth, single-flight per pool.
+//! - [`reaper`]: finds workers with a stale heartbeat and reaps them, one master at a time.
+//! - [`reschedule`]: places orphaned agents again by their restart policy.
+//! - [`housekeeping`]: the periodic chores: idle workers drained, `min_processes` kept.
 //! - [`workers`]: the worker processes this master started and their states.
 //! - [`spawner`]: the OS side of a worker: exec, process group, log file, signals.
 //! - [`events`]: `EventHub`, wait on worker events with a registry poll as fallback.
@@ -18,9 +21,12 @@ pub mod config;
 pub mod drain;
 pub mod error;
 pub mod events;
+pub mod housekeeping;
 pub mod lifecycle;
 pub mod master;
 pub mod pools;
+pub mod reaper;
+pub mod reschedule;
 pub mod spawner;
 pub mod workers;
 
@@ -54,6 +60,8 @@ pub async fn run(
     let events = master.registry.events().await?;
     tokio::spawn(master.hub.clone().pump(events));
     master.start_minimum();
+    tokio::spawn(master.clone().reap_loop());
+    tokio::spawn(master.clone().housekeeping_loop());
 
     let stopping = master.stopping.clone();
     let on_signal = shutdown.clone();

@@ -4,6 +4,7 @@ use crate::config::MasterConfig;
 use crate::error::{MasterError, Result};
 use crate::events::EventHub;
 use crate::pools::PoolManager;
+use crate::reschedule::RestartHistory;
 use crate::workers::Workers;
 use agentpool_registry::Registry;
 use agentpool_types::{PoolStats, WorkerProcess};
@@ -27,6 +28,10 @@ pub struct Master {
     pub stopping: CancellationToken,
     /// Background work (worker starts, monitors) to wait for at shutdown.
     pub tasks: TaskTracker,
+    /// Reschedules per agent, for the restart intensity limit.
+    pub restarts: RestartHistory,
+    /// This master's identity, as holder of the reaper lock.
+    pub id: String,
 }
 
 impl Master {
@@ -47,6 +52,8 @@ impl Master {
             pool_names,
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            restarts: RestartHistory::default(),
+            id: uuid::Uuid::now_v7().to_string(),
         }
     }
 

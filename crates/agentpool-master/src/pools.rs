@@ -23,6 +23,10 @@ struct Growth {
     starting: u32,
     /// Spawn requests waiting for room.
     waiting: u64,
+    /// Wake-ups handed out and not yet claimed by a waiter. Counted here rather than read
+    /// from the semaphore: permits it assigns to parked waiters vanish from
+    /// `available_permits` before those waiters stop counting as `waiting`.
+    fresh: u64,
     /// Start failures so far, and the last one's message.
     failures: u64,
     last_failure: String,
@@ -48,7 +52,9 @@ impl WaitTicket<'_> {
             return false;
         };
         permit.forget();
-        self.pool.growth().waiting -= 1;
+        let mut g = self.pool.growth();
+        g.waiting -= 1;
+        g.fresh = g.fresh.saturating_sub(1);
         self.claimed = true;
         true
     }
@@ -99,6 +105,8 @@ impl PoolManager {
     pub fn consume_wakeup(&self) {
         if let Ok(permit) = self.slots.try_acquire() {
             permit.forget();
+            let mut g = self.growth();
+            g.fresh = g.fresh.saturating_sub(1);
         }
     }
 
@@ -126,8 +134,7 @@ impl PoolManager {
     pub fn plan(&self, live: u32) -> Result<u32> {
         let mut g = self.growth();
         let cap = u64::from(self.spec.max_agents_per_process);
-        let fresh = self.slots.available_permits() as u64;
-        let uncovered = g.waiting.saturating_sub(fresh);
+        let uncovered = g.waiting.saturating_sub(g.fresh);
         let needed = u32::try_from(uncovered.div_ceil(cap)).unwrap_or(u32::MAX);
         let needed = needed.saturating_sub(g.starting);
         let room = self.spec.max_processes.saturating_sub(live + g.starting);
@@ -152,29 +159,21 @@ impl PoolManager {
         true
     }
 
-    /// A start ended. On success its slots are handed to waiters; on failure every waiter is
-    /// woken to see the failure.
+    /// A start ended. On success its slots are handed to waiters as wake-ups; a failure is
+    /// recorded, and waiters see it on their next retry.
     pub fn start_finished(&self, outcome: std::result::Result<(), String>) {
         let mut g = self.growth();
         g.starting -= 1;
         match outcome {
-            Ok(()) => self
-                .slots
-                .add_permits(self.spec.max_agents_per_process as usize),
+            Ok(()) => {
+                g.fresh += u64::from(self.spec.max_agents_per_process);
+                self.slots
+                    .add_permits(self.spec.max_agents_per_process as usize);
+            }
             Err(e) => {
                 g.failures += 1;
                 g.last_failure = e;
-                let waiting = usize::try_from(g.waiting).unwrap_or(usize::MAX);
-                self.slots
-                    .add_permits(waiting.min(Semaphore::MAX_PERMITS / 2));
             }
-        }
-    }
-
-    /// Waits for a slot wake-up, at most `max`.
-    pub async fn await_slot(&self, max: std::time::Duration) {
-        if let Ok(Ok(permit)) = tokio::time::timeout(max, self.slots.acquire()).await {
-            permit.forget();
         }
     }
 }

@@ -41,6 +41,13 @@ pub fn spawn(config: &MasterConfig, pool: &PoolSpec, id: &ProcessId) -> std::io:
         .args(["--max-agents", &pool.max_agents_per_process.to_string()])
         .args(["--heartbeat-ms", &millis(config.heartbeat_interval)])
         .args(["--grace-ms", &millis(config.shutdown_grace)])
+        .args(["--restart", pool.restart.as_str()])
+        .args(["--max-restarts", &pool.max_restarts.to_string()])
+        .args([
+            "--restart-period-ms",
+            &(pool.restart_period_secs * 1000).to_string(),
+        ])
+        .args(["--restart-backoff-ms", &pool.restart_backoff_ms.to_string()])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

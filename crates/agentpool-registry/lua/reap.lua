@@ -2,6 +2,7 @@
 -- KEYS[1] process:<id>  KEYS[2] process:<id>:agents  KEYS[3] processes:heartbeats
 -- ARGV[1] key prefix  ARGV[2] process id  ARGV[3] mode (orphan|delete)  ARGV[4] pool, if known
 local prefix, pid, mode = ARGV[1], ARGV[2], ARGV[3]
+local registered = redis.call('EXISTS', KEYS[1]) == 1
 local pool = redis.call('HGET', KEYS[1], 'pool_name') or ARGV[4]
 local agents = {}
 local _, now = redis_now()
@@ -25,4 +26,10 @@ if pool and pool ~= '' then
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], pid)
+-- The tombstone tells a worker that wakes up later that it was reaped, as opposed to Redis
+-- having lost its data; it outlives any pause a worker could come back from. An orderly stop
+-- (delete) needs none: that worker is exiting.
+if registered and mode ~= 'delete' then
+  redis.call('SET', prefix .. 'reaped:' .. pid, '1', 'EX', 86400)
+end
 return agents

@@ -2,8 +2,14 @@
 -- KEYS[1] pool:<p>:processes  KEYS[2] pool:<p>:agents  KEYS[3] agent:<id>
 -- ARGV[1] key prefix  ARGV[2] placement (pack|spread)  ARGV[3] agent id  ARGV[4] pool
 -- ARGV[5] role  ARGV[6] name  ARGV[7] metadata JSON  ARGV[8] process it moves from, or ''
--- Returns the chosen process id, or nil when no worker has a free slot.
+-- ARGV[9] '1' when the agent must already exist (a move or a reschedule)
+-- ARGV[10] the agent's own restart policy, or ''
+-- Returns the chosen process id, or nil when no worker has a free slot. Fails with AGENT_GONE
+-- when an existing agent was terminated meanwhile, so a reschedule cannot resurrect it.
 local prefix, agent_id, move_from = ARGV[1], ARGV[3], ARGV[8]
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('AGENT_GONE')
+end
 
 -- A retried request must not take a second slot.
 local current = redis.call('HGET', KEYS[3], 'process_id')
@@ -43,4 +49,8 @@ redis.call('HSET', KEYS[3], 'agent_id', agent_id, 'pool_name', ARGV[4], 'role_ty
   'name', ARGV[6], 'process_id', pid, 'status', 'pending', 'metadata', ARGV[7], 'updated_at', now)
 redis.call('HSETNX', KEYS[3], 'registered_at', now)
 redis.call('HSETNX', KEYS[3], 'restarts', 0)
+redis.call('HINCRBY', KEYS[3], 'epoch', 1)
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[3], 'restart', ARGV[10])
+end
 return pid

@@ -9,6 +9,9 @@ pub enum RegistryError {
     /// The registry answered something that does not fit the schema.
     #[error("registry data malformed: {0}")]
     Malformed(String),
+    /// The agent was removed while an operation on it was under way.
+    #[error("agent was terminated meanwhile")]
+    AgentGone,
     /// A URL or setting that cannot work.
     #[error("registry configuration: {0}")]
     Config(String),
@@ -18,7 +21,9 @@ pub type Result<T> = std::result::Result<T, RegistryError>;
 
 impl From<::redis::RedisError> for RegistryError {
     fn from(e: ::redis::RedisError) -> Self {
-        if e.is_io_error()
+        if e.to_string().contains("AGENT_GONE") {
+            RegistryError::AgentGone
+        } else if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_timeout()

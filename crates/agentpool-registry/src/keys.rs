@@ -60,6 +60,10 @@ impl Keys {
     pub fn heartbeats(&self) -> String {
         format!("{}processes:heartbeats", self.prefix)
     }
+    /// A lock with a time to live, such as the reaper's (`lock:reaper`).
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}lock:{name}", self.prefix)
+    }
     /// Hash of one agent.
     pub fn agent(&self, id: &AgentId) -> String {
         format!("{}agent:{id}", self.prefix)

@@ -14,7 +14,8 @@ pub mod keys;
 pub mod redis;
 
 use agentpool_types::{
-    Agent, AgentId, AgentState, Command, Event, Placement, ProcessId, ProcessState, WorkerProcess,
+    Agent, AgentId, AgentState, Command, Event, Placement, ProcessId, ProcessState, RestartPolicy,
+    WorkerProcess,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +41,11 @@ pub struct Reservation {
     /// Set when the agent moves away from a draining worker: its slot there is given back in
     /// the same step that takes the new one.
     pub move_from: Option<ProcessId>,
+    /// The agent already exists (a move or a reschedule): if it was terminated meanwhile the
+    /// reservation fails with `AgentGone` instead of bringing it back.
+    pub must_exist: bool,
+    /// The agent's own restart policy, overriding the pool's.
+    pub restart: Option<RestartPolicy>,
 }
 
 /// What `reap` does with the agents of the process it removes.
@@ -62,6 +68,30 @@ pub struct PoolCounts {
     pub active_worker_processes: u64,
 }
 
+/// One status write of a worker's agent.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusWrite<'a> {
+    pub agent: &'a AgentId,
+    pub status: AgentState,
+    pub error: Option<&'a str>,
+    /// The placement generation the worker holds; `None` on its first write.
+    pub epoch: Option<u64>,
+    /// This write records a restart in place.
+    pub restarted: bool,
+}
+
+impl<'a> StatusWrite<'a> {
+    pub fn new(agent: &'a AgentId, status: AgentState) -> Self {
+        Self {
+            agent,
+            status,
+            error: None,
+            epoch: None,
+            restarted: false,
+        }
+    }
+}
+
 /// Where a command goes.
 #[derive(Clone, Debug)]
 pub enum Target<'a> {
@@ -74,8 +104,27 @@ pub enum Target<'a> {
 pub enum Heartbeat {
     /// Registered; these agents are assigned to the worker (the assignment of record).
     Alive { assigned: Vec<AgentId> },
-    /// The registration is gone: the worker must fence itself and exit.
+    /// The worker was reaped: it must fence itself and exit.
     Reaped,
+    /// The registration is gone without a reap (Redis lost its data): register again.
+    Unregistered,
+}
+
+/// An agent a worker runs, as it tells the registry when it registers again.
+#[derive(Clone, Debug)]
+pub struct HostedAgent {
+    pub agent_id: AgentId,
+    pub role: String,
+    pub name: String,
+    pub metadata: String,
+    pub status: AgentState,
+}
+
+/// Workers whose heartbeat is older than the timeout, and how many workers there are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staleness {
+    pub total: u64,
+    pub stale: Vec<ProcessId>,
 }
 
 /// The master's view of the registry.
@@ -117,11 +166,36 @@ pub trait Registry: Send + Sync {
     fn events(&self) -> BoxFuture<'_, Result<mpsc::UnboundedReceiver<Event>>>;
     /// Round trip time, for `/health`.
     fn ping(&self) -> BoxFuture<'_, Result<Duration>>;
+    /// Workers whose last heartbeat is older than `timeout` by Redis's clock (one range query).
+    fn stale(&self, timeout: Duration) -> BoxFuture<'_, Result<Staleness>>;
+    /// Takes or renews the lock `name` for `holder`; true while the holder has it.
+    fn try_lock<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Sets an agent's status from the master's side; false when the agent is gone.
+    fn mark_agent<'a>(
+        &'a self,
+        agent: &'a AgentId,
+        status: AgentState,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
 }
 
 /// A worker's view of the registry.
 pub trait ControlPlane: Send + Sync {
-    fn register<'a>(&'a self, p: &'a WorkerProcess) -> BoxFuture<'a, Result<()>>;
+    /// Registers a new worker.
+    fn register<'a>(&'a self, p: &'a WorkerProcess) -> BoxFuture<'a, Result<()>> {
+        self.register_with(p, &[])
+    }
+    /// Registers a worker together with the agents it already runs (after Redis lost its data).
+    fn register_with<'a>(
+        &'a self,
+        p: &'a WorkerProcess,
+        agents: &'a [HostedAgent],
+    ) -> BoxFuture<'a, Result<()>>;
     fn heartbeat<'a>(
         &'a self,
         id: &'a ProcessId,
@@ -129,15 +203,14 @@ pub trait ControlPlane: Send + Sync {
         cpu_percent: f32,
     ) -> BoxFuture<'a, Result<Heartbeat>>;
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>>;
-    /// Writes an agent's status, only while the agent is still assigned to `process`, so a fenced
-    /// worker cannot overwrite the new owner's view. Returns whether it was written.
+    /// Writes an agent's status, only while the agent is still assigned to `process` under the
+    /// placement `epoch` (when given), so a stale worker cannot overwrite the new owner's view.
+    /// Returns the agent's epoch when written, `None` when the write was fenced.
     fn set_agent_status<'a>(
         &'a self,
         process: &'a ProcessId,
-        agent: &'a AgentId,
-        status: AgentState,
-        error: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>>;
+        w: StatusWrite<'a>,
+    ) -> BoxFuture<'a, Result<Option<u64>>>;
     fn set_process_status<'a>(
         &'a self,
         id: &'a ProcessId,

@@ -6,7 +6,7 @@ mod common;
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
 use agentpool_registry::{ControlPlane, Heartbeat, ReapMode, Registry, Reservation};
 use agentpool_types::{AgentState, Placement};
-use common::{Env, reservation, worker_process};
+use common::{Env, StatusExt, reservation, worker_process};
 use redis::AsyncCommands;
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
     assert_eq!(reg.reserve(&r).await.unwrap(), Some(w.process_id.clone()));
     let r2 = reservation("dev", Placement::Spread);
     reg.reserve(&r2).await.unwrap().unwrap();
-    let set = cp.set_agent_status(&w.process_id, &r.agent_id, AgentState::Stopping, None);
+    let set = cp.set_status(&w.process_id, &r.agent_id, AgentState::Stopping, None);
     assert!(set.await.unwrap());
     let hb = cp.heartbeat(&w.process_id, 1, 1.0).await.unwrap();
     assert_eq!(
@@ -73,6 +73,8 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
     );
     let mv = Reservation {
         move_from: Some(w.process_id.clone()),
+        must_exist: false,
+        restart: None,
         ..r2.clone()
     };
     assert_eq!(reg.reserve(&mv).await.unwrap(), Some(w2.process_id.clone()));
@@ -93,6 +95,10 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
     let keys: Vec<String> = env.conn.clone().keys("*").await.unwrap();
     let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     keys.sort_unstable();
+    // Each reaped worker leaves a prefixed tombstone for its fencing.
+    let tombstones = keys.iter().filter(|k| k.starts_with("t1:reaped:")).count();
+    assert_eq!(tombstones, 2);
+    keys.retain(|k| !k.starts_with("t1:reaped:"));
     let agent_key = format!("t1:agent:{}", r2.agent_id);
     assert_eq!(
         keys,

@@ -6,7 +6,7 @@ mod common;
 
 use agentpool_registry::{ControlPlane, ReapMode, Registry, Reservation};
 use agentpool_types::{AgentId, AgentState, Placement, ProcessId};
-use common::{Env, assert_near, id_set, reservation, set};
+use common::{Env, StatusExt, assert_near, id_set, reservation, set};
 
 #[tokio::test]
 async fn reap_orphan_removes_the_worker_and_orphans_its_agents() {
@@ -141,7 +141,7 @@ async fn set_agent_status_writes_only_for_the_assigned_worker() {
 
     assert!(
         env.cp
-            .set_agent_status(&owner, &a, AgentState::Idle, None)
+            .set_status(&owner, &a, AgentState::Idle, None)
             .await
             .unwrap()
     );
@@ -155,14 +155,12 @@ async fn set_agent_status_writes_only_for_the_assigned_worker() {
     let before = env.snapshot().await;
     let fenced = env
         .cp
-        .set_agent_status(&stranger, &a, AgentState::Failed, Some("x"));
+        .set_status(&stranger, &a, AgentState::Failed, Some("x"));
     assert!(!fenced.await.unwrap(), "another worker wrote the status");
     assert_eq!(env.snapshot().await, before);
 
     let missing = AgentId::new();
-    let wrote = env
-        .cp
-        .set_agent_status(&owner, &missing, AgentState::Idle, None);
+    let wrote = env.cp.set_status(&owner, &missing, AgentState::Idle, None);
     assert!(!wrote.await.unwrap());
     assert!(
         !env.exists(&format!("agent:{missing}")).await,
@@ -172,7 +170,7 @@ async fn set_agent_status_writes_only_for_the_assigned_worker() {
 
     let failed = env
         .cp
-        .set_agent_status(&owner, &a, AgentState::Failed, Some("boom"));
+        .set_status(&owner, &a, AgentState::Failed, Some("boom"));
     assert!(failed.await.unwrap());
     let agent = env.cp.agent(&a).await.unwrap().unwrap();
     assert_eq!(agent.status, AgentState::Failed);
@@ -186,7 +184,7 @@ async fn a_reaped_worker_can_no_longer_write_its_former_agents() {
     let (a, _) = env.place("dev").await;
     env.reg.reap(&dead, ReapMode::Orphan).await.unwrap();
     let before = env.snapshot().await;
-    let late = env.cp.set_agent_status(&dead, &a, AgentState::Idle, None);
+    let late = env.cp.set_status(&dead, &a, AgentState::Idle, None);
     assert!(!late.await.unwrap());
     assert_eq!(env.snapshot().await, before);
 
@@ -199,18 +197,63 @@ async fn a_reaped_worker_can_no_longer_write_its_former_agents() {
     assert_eq!(env.reg.reserve(&again).await.unwrap(), Some(new.clone()));
     assert!(
         !env.cp
-            .set_agent_status(&dead, &a, AgentState::Stopped, None)
+            .set_status(&dead, &a, AgentState::Stopped, None)
             .await
             .unwrap()
     );
     assert!(
         env.cp
-            .set_agent_status(&new, &a, AgentState::Idle, None)
+            .set_status(&new, &a, AgentState::Idle, None)
             .await
             .unwrap()
     );
     assert_eq!(
         env.field(&format!("agent:{a}"), "status").await.unwrap(),
         "idle"
+    );
+}
+
+#[tokio::test]
+async fn a_write_under_an_older_placement_epoch_is_fenced() {
+    use agentpool_registry::StatusWrite;
+    let env = Env::start().await;
+    let w = env.worker("dev", 10).await;
+    let (a, _) = env.place("dev").await;
+    let first = env
+        .cp
+        .set_agent_status(&w, StatusWrite::new(&a, AgentState::Starting))
+        .await
+        .unwrap()
+        .expect("written");
+    assert_eq!(first, 1, "the first placement is epoch 1");
+
+    // The agent is placed again on the same worker (released and re-reserved under its id).
+    env.reg.reap(&w, ReapMode::Orphan).await.unwrap();
+    let w2 = env.worker("dev", 10).await;
+    let again = Reservation {
+        agent_id: a.clone(),
+        ..reservation("dev", Placement::Pack)
+    };
+    assert_eq!(env.reg.reserve(&again).await.unwrap(), Some(w2.clone()));
+    let stale = StatusWrite {
+        epoch: Some(first),
+        ..StatusWrite::new(&a, AgentState::Idle)
+    };
+    assert_eq!(
+        env.cp.set_agent_status(&w2, stale).await.unwrap(),
+        None,
+        "old epoch fenced"
+    );
+    let fresh = StatusWrite {
+        epoch: Some(2),
+        restarted: true,
+        ..StatusWrite::new(&a, AgentState::Idle)
+    };
+    assert_eq!(env.cp.set_agent_status(&w2, fresh).await.unwrap(), Some(2));
+    let agent = env.cp.agent(&a).await.unwrap().unwrap();
+    assert_eq!(
+        (agent.epoch, agent.restarts),
+        (2, 2),
+        "orphan placement + restart in place"
     );
 }

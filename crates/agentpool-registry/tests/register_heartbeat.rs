@@ -6,7 +6,7 @@ mod common;
 use agentpool_registry::{ControlPlane, Heartbeat, ReapMode, Registry};
 use agentpool_types::{AgentState, Placement, ProcessState, WorkerProcess};
 use chrono::Datelike;
-use common::{Env, assert_near, parse_time, worker_process};
+use common::{Env, StatusExt, assert_near, parse_time, worker_process};
 use std::collections::BTreeSet;
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn heartbeat_stamps_redis_time_and_returns_agents_that_should_run() {
     let mut wanted = BTreeSet::new();
     for (status, runs) in statuses {
         let (a, _) = env.place("dev").await;
-        assert!(env.cp.set_agent_status(&p, &a, status, None).await.unwrap());
+        assert!(env.cp.set_status(&p, &a, status, None).await.unwrap());
         if runs {
             wanted.insert(a.to_string());
         }

@@ -161,6 +161,8 @@ async fn reserve_moves_an_agent_off_a_draining_worker() {
     let mv = Reservation {
         agent_id: a.clone(),
         move_from: Some(old.clone()),
+        must_exist: false,
+        restart: None,
         ..reservation("dev", Placement::Pack)
     };
     assert_eq!(env.reg.reserve(&mv).await.unwrap(), Some(new.clone()));
@@ -202,6 +204,8 @@ async fn moving_off_a_worker_still_in_placement_gives_its_slot_back() {
     let mv = Reservation {
         agent_id: a.clone(),
         move_from: Some(old.clone()),
+        must_exist: false,
+        restart: None,
         ..reservation("dev", Placement::Spread)
     };
     assert_eq!(env.reg.reserve(&mv).await.unwrap(), Some(new.clone()));

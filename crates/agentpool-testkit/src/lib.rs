@@ -5,10 +5,14 @@
 //! - [`tempdir`]: `TempDir`, a unique scratch directory removed on drop.
 //! - [`procs`]: `/proc` scanning for stray worker processes (`worker_pids`) and killing them.
 //! - [`redis_server`]: `TestRedis`, a private `redis-server` per test that can be stopped and restarted.
+//! - [`postgres`]: `TestPostgres`, a fresh database per test on the local PostgreSQL, dropped on drop.
+//! - [`pgbouncer`]: `TestPgBouncer`, a real pgbouncer (session mode) in front of one, stoppable and restartable.
 //! - [`master`]: `TestMaster`, the real `agentpool serve` binary as a child process, with JSON HTTP helpers.
 
 pub mod master;
 pub mod net;
+pub mod pgbouncer;
+pub mod postgres;
 pub mod procs;
 pub mod redis_server;
 pub mod tempdir;
@@ -16,6 +20,8 @@ pub mod wait;
 
 pub use master::{MasterOptions, TestMaster};
 pub use net::free_port;
+pub use pgbouncer::TestPgBouncer;
+pub use postgres::TestPostgres;
 pub use procs::worker_pids;
 pub use redis_server::TestRedis;
 pub use tempdir::TempDir;

@@ -6,6 +6,7 @@
 //! - [`record`]: what the registry holds about an agent (`Agent`) and a worker (`WorkerProcess`).
 //! - [`protocol`]: `Command` and `Event`, the JSON envelopes on the pub/sub channels.
 //! - [`placement`]: the pure placement choice both registries share.
+//! - [`restart`]: the pure restart decision (policy, intensity, backoff).
 //! - [`stats`]: `PoolStats`, the `/pools` row.
 
 pub mod ids;
@@ -13,12 +14,13 @@ pub mod placement;
 pub mod pool;
 pub mod protocol;
 pub mod record;
+pub mod restart;
 pub mod state;
 pub mod stats;
 
 pub use ids::{AgentId, ProcessId};
 pub use placement::{Candidate, choose};
-pub use pool::{Handler, Placement, PoolSpec, SpecError};
+pub use pool::{Handler, Placement, PoolSpec, RestartPolicy, SpecError};
 pub use protocol::{Command, CommandKind, Event, EventKind};
 pub use record::{Agent, WorkerProcess};
 pub use state::{AgentState, ProcessState};

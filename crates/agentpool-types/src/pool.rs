@@ -11,6 +11,11 @@ pub const DEFAULT_MAX_PROCESSES: u32 = 100;
 pub const DEFAULT_IDLE_WORKER_TTL_SECS: u64 = 30;
 /// Upper bound on agents per worker; keeps one worker's blast radius small.
 pub const MAX_AGENTS_PER_PROCESS_LIMIT: u32 = 1_000;
+/// Default intensity limit: restarts allowed within `restart_period_secs`.
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+pub const DEFAULT_RESTART_PERIOD_SECS: u64 = 60;
+/// Default first pause before a restart; it doubles with each further restart.
+pub const DEFAULT_RESTART_BACKOFF_MS: u64 = 100;
 /// Longest pool name, role or agent name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
@@ -23,6 +28,25 @@ pub enum Placement {
     Pack,
     /// The emptiest worker: less load per worker, smaller blast radius.
     Spread,
+}
+
+impl RestartPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Permanent => "permanent",
+            RestartPolicy::Transient => "transient",
+            RestartPolicy::Temporary => "temporary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "permanent" => Some(Self::Permanent),
+            "transient" => Some(Self::Transient),
+            "temporary" => Some(Self::Temporary),
+            _ => None,
+        }
+    }
 }
 
 impl Placement {
@@ -87,8 +111,24 @@ pub struct PoolSpec {
     pub placement: Placement,
     #[serde(default)]
     pub restart: RestartPolicy,
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    #[serde(default = "default_restart_period")]
+    pub restart_period_secs: u64,
+    #[serde(default = "default_restart_backoff")]
+    pub restart_backoff_ms: u64,
     #[serde(default)]
     pub handler: Handler,
+}
+
+fn default_max_restarts() -> u32 {
+    DEFAULT_MAX_RESTARTS
+}
+fn default_restart_period() -> u64 {
+    DEFAULT_RESTART_PERIOD_SECS
+}
+fn default_restart_backoff() -> u64 {
+    DEFAULT_RESTART_BACKOFF_MS
 }
 
 fn default_max_agents() -> u32 {
@@ -122,7 +162,18 @@ impl PoolSpec {
             idle_worker_ttl_secs: DEFAULT_IDLE_WORKER_TTL_SECS,
             placement: Placement::Pack,
             restart: RestartPolicy::Permanent,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_period_secs: DEFAULT_RESTART_PERIOD_SECS,
+            restart_backoff_ms: DEFAULT_RESTART_BACKOFF_MS,
             handler: Handler::Echo,
+        }
+    }
+
+    pub fn restart_limits(&self) -> crate::restart::RestartLimits {
+        crate::restart::RestartLimits {
+            max_restarts: self.max_restarts,
+            period: Duration::from_secs(self.restart_period_secs),
+            backoff: Duration::from_millis(self.restart_backoff_ms),
         }
     }
 

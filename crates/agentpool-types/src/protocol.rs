@@ -27,6 +27,9 @@ pub enum CommandKind {
         name: String,
         #[serde(default)]
         config: serde_json::Value,
+        /// Overrides the pool's restart policy for this agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart: Option<crate::RestartPolicy>,
     },
     /// Stop an agent; `graceful` lets it finish its current message first.
     Terminate { agent_id: AgentId, graceful: bool },

@@ -22,6 +22,12 @@ pub struct Agent {
     /// Last error, for `failed` and `quarantined` agents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// This agent's own restart policy, overriding its pool's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<crate::RestartPolicy>,
+    /// Placement generation: bumped by every placement, so a worker holding an older one is
+    /// recognised as stale.
+    pub epoch: u64,
 }
 
 impl Agent {
@@ -42,6 +48,10 @@ impl Agent {
                 .and_then(|m| serde_json::from_str(m).ok())
                 .unwrap_or(serde_json::Value::Null),
             error: h.get("error").filter(|e| !e.is_empty()).cloned(),
+            restart: h
+                .get("restart")
+                .and_then(|r| crate::RestartPolicy::parse(r)),
+            epoch: h.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0),
         })
     }
 }

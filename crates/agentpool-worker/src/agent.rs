@@ -15,6 +15,8 @@ pub struct AgentSpec {
     pub role: String,
     pub name: String,
     pub config: serde_json::Value,
+    /// Overrides the pool's restart policy.
+    pub restart: Option<agentpool_types::RestartPolicy>,
 }
 
 /// Runs the agent until `stop` is cancelled. Sends on `ready` once it can take work.

@@ -24,11 +24,13 @@ pub async fn run(
                 role,
                 name,
                 config,
+                restart,
             } => host.start(AgentSpec {
                 id: agent_id,
                 role,
                 name,
                 config,
+                restart,
             }),
             CommandKind::Terminate { agent_id, graceful } => host.stop(&agent_id, graceful),
             CommandKind::Shutdown { .. } => shutdown.cancel(),

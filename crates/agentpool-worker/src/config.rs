@@ -1,6 +1,7 @@
 //! What a worker is told by the master that starts it.
 
-use agentpool_types::ProcessId;
+use agentpool_types::restart::RestartLimits;
+use agentpool_types::{ProcessId, RestartPolicy};
 use std::time::Duration;
 
 /// A worker's settings. The master passes them as command-line flags.
@@ -15,4 +16,7 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     /// How long agents get to stop on shutdown before they are aborted.
     pub grace: Duration,
+    /// The pool's restart policy for agents that fail in place; an agent may override it.
+    pub restart: RestartPolicy,
+    pub restart_limits: RestartLimits,
 }

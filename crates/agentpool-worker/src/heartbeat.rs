@@ -35,6 +35,15 @@ pub async fn run(
                 }
                 host.reconcile(&assigned, asked_at).await;
             }
+            Ok(Heartbeat::Unregistered) => {
+                // Redis lost its data (restarted empty, or flushed): put this worker and what
+                // it runs back, then carry on.
+                tracing::warn!("registration lost without a reap: registering again");
+                let me = crate::describe(&config, rss, cpu);
+                if let Err(e) = control.register_with(&me, &host.hosted()).await {
+                    tracing::warn!(error = %e, "registering again failed; retrying next beat");
+                }
+            }
             Ok(Heartbeat::Reaped) => {
                 shutdown.cancel();
                 return Exit::Fenced;

@@ -1,15 +1,16 @@
 //! `AgentHost`: the agents of this worker, each a supervised task on the agents runtime.
 //!
-//! Each agent gets a monitor task on the control runtime that writes its status as it goes
-//! (`starting`, `idle`, then `stopped` or `failed`) and publishes events. A panic inside an
-//! agent ends only that agent's task: the monitor sees it in the `JoinHandle` and marks the
-//! agent `failed` with the panic message.
+//! Each agent gets a supervisor task on the control runtime. It writes the agent's status as it
+//! goes (`starting`, `idle`, then `stopped`, `restarting`, `failed` or `quarantined`) and
+//! publishes events. A panic inside an agent ends only that agent's task: the supervisor sees it
+//! in the `JoinHandle` and applies the restart policy, one-for-one.
 
 use crate::WorkerConfig;
 use crate::agent::{self, AgentSpec};
-use agentpool_registry::ControlPlane;
-use agentpool_types::{AgentId, AgentState, Event, EventKind, ProcessId};
-use std::collections::{HashMap, HashSet};
+use agentpool_registry::{ControlPlane, HostedAgent, StatusWrite};
+use agentpool_types::restart::{Decision, Ending, RestartLimits, decide};
+use agentpool_types::{AgentId, AgentState, Event, EventKind, ProcessId, RestartPolicy};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
@@ -23,6 +24,7 @@ const STOP_MEMORY: Duration = Duration::from_secs(30);
 
 /// One hosted agent.
 struct Slot {
+    spec: AgentSpec,
     stop: CancellationToken,
     abort: Option<AbortHandle>,
     started: Instant,
@@ -35,15 +37,30 @@ struct Slots {
     stopped: HashMap<AgentId, Instant>,
 }
 
+/// What became of a status write.
+enum Written {
+    /// Written; the agent's placement epoch.
+    Yes(u64),
+    /// Refused: the agent is no longer this worker's.
+    Fenced,
+    /// The registry could not be reached; the agent goes on regardless.
+    Unknown,
+}
+
+/// How one run of an agent task ended.
+type Outcome = Result<Result<(), String>, JoinError>;
+
 /// The agents of this worker. Cheap to clone.
 #[derive(Clone)]
 pub struct AgentHost {
     process_id: ProcessId,
     pool: String,
+    policy: RestartPolicy,
+    limits: RestartLimits,
     control: Arc<dyn ControlPlane>,
     agents_rt: Handle,
     slots: Arc<Mutex<Slots>>,
-    monitors: TaskTracker,
+    supervisors: TaskTracker,
 }
 
 impl AgentHost {
@@ -51,10 +68,12 @@ impl AgentHost {
         Self {
             process_id: config.process_id.clone(),
             pool: config.pool.clone(),
+            policy: config.restart,
+            limits: config.restart_limits,
             control,
             agents_rt,
             slots: Arc::default(),
-            monitors: TaskTracker::new(),
+            supervisors: TaskTracker::new(),
         }
     }
 
@@ -71,7 +90,22 @@ impl AgentHost {
         self.len() == 0
     }
 
-    /// Starts an agent unless it already runs here. Returns at once; the monitor does the rest.
+    /// The agents running here, as a re-registration reports them.
+    pub fn hosted(&self) -> Vec<HostedAgent> {
+        self.slots()
+            .running
+            .values()
+            .map(|s| HostedAgent {
+                agent_id: s.spec.id.clone(),
+                role: s.spec.role.clone(),
+                name: s.spec.name.clone(),
+                metadata: s.spec.config.to_string(),
+                status: AgentState::Idle,
+            })
+            .collect()
+    }
+
+    /// Starts an agent unless it already runs here. Returns at once; the supervisor does the rest.
     pub fn start(&self, spec: AgentSpec) {
         let stop = CancellationToken::new();
         {
@@ -80,6 +114,7 @@ impl AgentHost {
                 return;
             }
             let slot = Slot {
+                spec: spec.clone(),
                 stop: stop.clone(),
                 abort: None,
                 started: Instant::now(),
@@ -87,7 +122,7 @@ impl AgentHost {
             slots.running.insert(spec.id.clone(), slot);
         }
         let host = self.clone();
-        self.monitors
+        self.supervisors
             .spawn(async move { host.supervise(spec, stop).await });
     }
 
@@ -136,6 +171,7 @@ impl AgentHost {
                         role: a.role_type,
                         name: a.name,
                         config: a.metadata,
+                        restart: a.restart,
                     });
                 }
                 Ok(_) => {}
@@ -152,8 +188,8 @@ impl AgentHost {
         for id in &ids {
             self.stop(id, true);
         }
-        self.monitors.close();
-        if tokio::time::timeout(grace, self.monitors.wait())
+        self.supervisors.close();
+        if tokio::time::timeout(grace, self.supervisors.wait())
             .await
             .is_err()
         {
@@ -162,7 +198,7 @@ impl AgentHost {
                 "agents still running after the grace period: aborting"
             );
             self.abort_all();
-            self.monitors.wait().await;
+            self.supervisors.wait().await;
         }
     }
 
@@ -176,73 +212,153 @@ impl AgentHost {
         }
     }
 
+    /// Runs an agent, restarting it in place as its policy says, until it is stopped or given up.
     async fn supervise(self, spec: AgentSpec, stop: CancellationToken) {
         let id = spec.id.clone();
-        self.set_status(&id, AgentState::Starting, None).await;
+        let policy = spec.restart.unwrap_or(self.policy);
+        let mut restarts: VecDeque<Instant> = VecDeque::new();
+        let mut epoch = None;
+        loop {
+            let starting = self
+                .write(&id, AgentState::Starting, None, epoch, false)
+                .await;
+            match starting {
+                Written::Fenced => {
+                    tracing::info!(agent_id = %id, "not starting an agent that is no longer ours");
+                    return self.leave(&id);
+                }
+                Written::Yes(e) => epoch = Some(e),
+                Written::Unknown => {}
+            }
+            let outcome = self.run_once(&spec, &stop, epoch).await;
+            let error = match outcome {
+                Ok(Ok(())) => None,
+                Err(e) if e.is_cancelled() => None,
+                Ok(Err(e)) => Some(e),
+                Err(e) => Some(panic_message(e)),
+            };
+            if stop.is_cancelled() {
+                return self.end(&id, AgentState::Stopped, error, epoch).await;
+            }
+            let ending = if error.is_some() {
+                Ending::Failure
+            } else {
+                Ending::Normal
+            };
+            restarts.retain(|t| t.elapsed() < self.limits.period);
+            let recent = u32::try_from(restarts.len()).unwrap_or(u32::MAX);
+            let after = match decide(policy, self.limits, ending, recent) {
+                Decision::Restart { after } => after,
+                Decision::Quarantine => {
+                    tracing::error!(agent_id = %id, ?error, "crash loop: agent quarantined");
+                    return self.end(&id, AgentState::Quarantined, error, epoch).await;
+                }
+                Decision::Stop => {
+                    let status = if error.is_some() {
+                        AgentState::Failed
+                    } else {
+                        AgentState::Stopped
+                    };
+                    return self.end(&id, status, error, epoch).await;
+                }
+            };
+            tracing::warn!(agent_id = %id, ?error, ?after, "agent ended; restarting it in place");
+            self.write(&id, AgentState::Restarting, error.as_deref(), epoch, true)
+                .await;
+            restarts.push_back(Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep(after) => {}
+                _ = stop.cancelled() => return self.end(&id, AgentState::Stopped, None, epoch).await,
+            }
+        }
+    }
+
+    /// One run of the agent task: reports it running once ready, returns how it ended.
+    async fn run_once(
+        &self,
+        spec: &AgentSpec,
+        stop: &CancellationToken,
+        epoch: Option<u64>,
+    ) -> Outcome {
+        let id = &spec.id;
         let (ready_tx, ready_rx) = oneshot::channel();
-        let mut task = self.agents_rt.spawn(agent::run(spec, stop, ready_tx));
-        if let Some(slot) = self.slots().running.get_mut(&id) {
+        let mut task = self
+            .agents_rt
+            .spawn(agent::run(spec.clone(), stop.clone(), ready_tx));
+        if let Some(slot) = self.slots().running.get_mut(id) {
             slot.abort = Some(task.abort_handle());
         }
-        let outcome = tokio::select! {
+        tokio::select! {
             ready = ready_rx => {
                 if ready.is_ok() {
-                    self.set_status(&id, AgentState::Idle, None).await;
+                    self.write(id, AgentState::Idle, None, epoch, false).await;
                     self.emit(EventKind::AgentStarted { agent_id: id.clone(), process_id: self.process_id.clone() }).await;
                 }
                 task.await
             }
             done = &mut task => done,
-        };
-        self.finish(&id, outcome).await;
+        }
     }
 
-    async fn finish(&self, id: &AgentId, outcome: Result<Result<(), String>, JoinError>) {
-        let error = match outcome {
-            Ok(Ok(())) => None,
-            Err(e) if e.is_cancelled() => None,
-            Ok(Err(e)) => Some(e),
-            Err(e) => Some(panic_message(e)),
-        };
+    /// Writes the agent's last status and forgets it.
+    async fn end(
+        &self,
+        id: &AgentId,
+        status: AgentState,
+        error: Option<String>,
+        epoch: Option<u64>,
+    ) {
+        self.write(id, status, error.as_deref(), epoch, false).await;
         let process_id = self.process_id.clone();
-        match error {
-            None => {
-                self.set_status(id, AgentState::Stopped, None).await;
-                self.emit(EventKind::AgentStopped {
-                    agent_id: id.clone(),
-                    process_id,
-                })
-                .await;
-            }
-            Some(error) => {
-                tracing::error!(agent_id = %id, %error, "agent failed");
-                self.set_status(id, AgentState::Failed, Some(&error)).await;
-                self.emit(EventKind::AgentFailed {
-                    agent_id: id.clone(),
-                    process_id,
-                    error,
-                })
-                .await;
-            }
-        }
+        let agent_id = id.clone();
+        let kind = match error {
+            Some(error) => EventKind::AgentFailed {
+                agent_id,
+                process_id,
+                error,
+            },
+            None => EventKind::AgentStopped {
+                agent_id,
+                process_id,
+            },
+        };
+        self.emit(kind).await;
         // Leave `running` only after the status is written, so a reconcile never sees the
         // agent absent while its hash still says it should run.
+        self.leave(id);
+    }
+
+    fn leave(&self, id: &AgentId) {
         let mut slots = self.slots();
         slots.running.remove(id);
         slots.stopped.insert(id.clone(), Instant::now());
     }
 
-    async fn set_status(&self, id: &AgentId, status: AgentState, error: Option<&str>) {
-        match self
-            .control
-            .set_agent_status(&self.process_id, id, status, error)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!(agent_id = %id, %status, "status not written: agent is no longer ours")
+    async fn write(
+        &self,
+        id: &AgentId,
+        status: AgentState,
+        error: Option<&str>,
+        epoch: Option<u64>,
+        restarted: bool,
+    ) -> Written {
+        let w = StatusWrite {
+            agent: id,
+            status,
+            error,
+            epoch,
+            restarted,
+        };
+        match self.control.set_agent_status(&self.process_id, w).await {
+            Ok(Some(epoch)) => Written::Yes(epoch),
+            Ok(None) => {
+                tracing::debug!(agent_id = %id, %status, "status not written: agent is no longer ours");
+                Written::Fenced
             }
-            Err(e) => tracing::warn!(agent_id = %id, %status, error = %e, "status not written"),
+            Err(e) => {
+                tracing::warn!(agent_id = %id, %status, error = %e, "status not written");
+                Written::Unknown
+            }
         }
     }
 

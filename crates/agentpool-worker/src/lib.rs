@@ -117,9 +117,10 @@ async fn connect(config: &WorkerConfig) -> Result<RedisControlPlane, WorkerError
     }
 }
 
-async fn register(config: &WorkerConfig, control: &dyn ControlPlane) -> Result<(), WorkerError> {
+/// This worker as its registry hash describes it.
+pub(crate) fn describe(config: &WorkerConfig, rss_bytes: u64, cpu_percent: f32) -> WorkerProcess {
     let now = agentpool_types::now_rfc3339();
-    let me = WorkerProcess {
+    WorkerProcess {
         process_id: config.process_id.clone(),
         pool_name: config.pool.clone(),
         pid: std::process::id(),
@@ -129,9 +130,13 @@ async fn register(config: &WorkerConfig, control: &dyn ControlPlane) -> Result<(
         status: ProcessState::Running,
         started_at: now.clone(),
         last_heartbeat: now,
-        rss_bytes: 0,
-        cpu_percent: 0.0,
-    };
+        rss_bytes,
+        cpu_percent,
+    }
+}
+
+async fn register(config: &WorkerConfig, control: &dyn ControlPlane) -> Result<(), WorkerError> {
+    let me = describe(config, 0, 0.0);
     control.register(&me).await?;
     let started = Event::new(EventKind::ProcessStarted {
         process_id: config.process_id.clone(),

@@ -1,7 +1,8 @@
 //! `agentpool worker`: one worker process. The master starts it with these flags.
 
 use crate::telemetry;
-use agentpool_types::ProcessId;
+use agentpool_types::restart::RestartLimits;
+use agentpool_types::{ProcessId, RestartPolicy, pool};
 use agentpool_worker::{Exit, WorkerConfig};
 use anyhow::{Context, Result};
 use std::process::ExitCode;
@@ -27,6 +28,19 @@ pub struct WorkerArgs {
     heartbeat_ms: u64,
     #[arg(long, default_value_t = 10_000)]
     grace_ms: u64,
+    /// Restart policy of the pool's agents: permanent, transient or temporary.
+    #[arg(long, default_value = "permanent", value_parser = parse_policy)]
+    restart: RestartPolicy,
+    #[arg(long, default_value_t = pool::DEFAULT_MAX_RESTARTS)]
+    max_restarts: u32,
+    #[arg(long, default_value_t = pool::DEFAULT_RESTART_PERIOD_SECS * 1000)]
+    restart_period_ms: u64,
+    #[arg(long, default_value_t = pool::DEFAULT_RESTART_BACKOFF_MS)]
+    restart_backoff_ms: u64,
+}
+
+fn parse_policy(s: &str) -> Result<RestartPolicy, String> {
+    RestartPolicy::parse(s).ok_or_else(|| format!("{s:?} is not permanent, transient or temporary"))
 }
 
 pub fn run(a: WorkerArgs) -> Result<ExitCode> {
@@ -41,6 +55,12 @@ pub fn run(a: WorkerArgs) -> Result<ExitCode> {
         max_agents: a.max_agents,
         heartbeat_interval: Duration::from_millis(a.heartbeat_ms),
         grace: Duration::from_millis(a.grace_ms),
+        restart: a.restart,
+        restart_limits: RestartLimits {
+            max_restarts: a.max_restarts,
+            period: Duration::from_millis(a.restart_period_ms),
+            backoff: Duration::from_millis(a.restart_backoff_ms),
+        },
     };
     match agentpool_worker::run(config).context("worker failed")? {
         Exit::Shutdown => Ok(ExitCode::SUCCESS),

@@ -72,13 +72,9 @@ async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on() {
     assert_eq!(status, 201, "{healthy}");
     let pid = worker_pids(&c.redis.url())[0];
 
-    let (status, body) = c
-        .master
-        .post(
-            "/api/v1/agents",
-            json!({"pool": "p", "config": {"fault": "panic"}}),
-        )
-        .await;
+    // `temporary`: no restart, so the panic leaves it `failed`.
+    let body = json!({"pool": "p", "restart": "temporary", "config": {"fault": "panic"}});
+    let (status, body) = c.master.post("/api/v1/agents", body).await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"]["code"], "agent_failed");
     assert!(
@@ -97,21 +93,62 @@ async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on() {
             .contains("panicked on start"),
         "{failed}"
     );
+    assert_eq!(failed["restarts"], 0);
     assert!(alive(pid), "the worker survived the panic");
-    let (_, still) = c
-        .master
-        .get(&format!(
-            "/api/v1/agents/{}",
-            healthy["agent_id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(still["status"], "idle");
+    let path = format!("/api/v1/agents/{}", healthy["agent_id"].as_str().unwrap());
+    assert_eq!(c.master.get(&path).await.1["status"], "idle");
     // The worker still takes new agents.
     let (status, next) = spawn(&c.master, "p").await;
     assert_eq!(
         (status, next["process_id"].clone()),
         (201, healthy["process_id"].clone())
     );
+}
+
+#[tokio::test]
+async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() {
+    let pool = "restart_backoff_ms = 50\nmax_restarts = 3\nrestart_period_secs = 60\n";
+    let c = Cluster::start(
+        config(10, 2, "").replace("max_processes = 2\n", &format!("max_processes = 2\n{pool}")),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let body = json!({"pool": "p", "config": {"fault": "panic"}});
+    let (status, body) = c.master.post("/api/v1/agents", body).await;
+    let took = started.elapsed();
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("panicked"),
+        "{body}"
+    );
+
+    let (_, list) = c.master.get("/api/v1/agents?status=quarantined").await;
+    let agent = &list.as_array().unwrap()[0];
+    assert_eq!(agent["restarts"], 3, "{agent}");
+    assert!(
+        agent["error"]
+            .as_str()
+            .unwrap()
+            .contains("panicked on start"),
+        "{agent}"
+    );
+    // Three restarts backed off 50, 100 and 200 ms: it cannot have been quicker.
+    assert!(
+        took >= std::time::Duration::from_millis(350),
+        "no backoff: {took:?}"
+    );
+    let log = std::fs::read_dir(c.master.data_dir().join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+        .collect::<String>();
+    assert_eq!(log.matches("restarting it in place").count(), 3, "{log}");
+    assert!(log.contains("quarantined"));
+    // A quarantined agent stays put: the worker's reconcile does not start it again.
+    assert_eq!(worker_pids(&c.redis.url()).len(), 1);
 }
 
 #[tokio::test]
@@ -212,7 +249,9 @@ async fn sigterm_stops_workers_and_cleans_the_registry() {
         assert!(!alive(pid), "worker {pid} stopped with the master");
     }
     let mut r = c.conn().await;
-    let left: Vec<String> = r.keys("*").await.unwrap();
+    let mut left: Vec<String> = r.keys("*").await.unwrap();
+    // The reaper lock expires by itself.
+    left.retain(|k| k != "lock:reaper");
     assert_eq!(left, ["pools"], "only the pool list stays");
 }
 
@@ -229,7 +268,7 @@ async fn a_worker_whose_registration_is_reaped_fences_itself_and_exits() {
     let process = ProcessId::parse(agent["process_id"].as_str().unwrap()).unwrap();
 
     let registry = RedisRegistry::connect(&c.redis.url(), "").await.unwrap();
-    registry.reap(&process, ReapMode::Delete).await.unwrap();
+    registry.reap(&process, ReapMode::Orphan).await.unwrap();
     wait_until("the fenced worker to exit on its own", WAIT, || async {
         !alive(pid)
     })

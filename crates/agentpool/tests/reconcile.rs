@@ -27,6 +27,8 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
         name: "silent".into(),
         metadata: "{}".into(),
         move_from: None,
+        must_exist: false,
+        restart: None,
     };
     let process = registry
         .reserve(&reservation)

@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use crate::agents::SpawnRequest;
 use agentpool_types::pool::{MAX_NAME_LEN, is_valid_name};
-use agentpool_types::{Agent, AgentId, AgentState};
+use agentpool_types::{Agent, AgentId, AgentState, RestartPolicy};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -26,6 +26,7 @@ pub struct SpawnBody {
     role: Option<String>,
     name: Option<String>,
     config: Option<Value>,
+    restart: Option<RestartPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +35,7 @@ pub struct BulkBody {
     count: u64,
     role: Option<String>,
     config: Option<Value>,
+    restart: Option<RestartPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -57,7 +59,8 @@ pub async fn spawn(
     ApiQuery(q): ApiQuery<SpawnQuery>,
     ApiJson(body): ApiJson<SpawnBody>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    let req = validate(&master, body.pool, body.role, body.name, body.config)?;
+    let mut req = validate(&master, body.pool, body.role, body.name, body.config)?;
+    req.restart = body.restart;
     let wait = q.wait.unwrap_or(true);
     let agent = master.spawn(req, wait).await?;
     let status = if wait {
@@ -73,7 +76,8 @@ pub async fn spawn_many(
     Path(pool): Path<String>,
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<(StatusCode, Json<Vec<Agent>>), ApiError> {
-    let req = validate(&master, pool, body.role, None, body.config)?;
+    let mut req = validate(&master, pool, body.role, None, body.config)?;
+    req.restart = body.restart;
     if !(1..=MAX_BULK_SPAWN).contains(&body.count) {
         return Err(ApiError::invalid(format!(
             "count must be between 1 and {MAX_BULK_SPAWN}, got {}",
@@ -185,5 +189,6 @@ fn validate(
         role,
         name,
         config,
+        restart: None,
     })
 }

@@ -1,10 +1,10 @@
 //! The worker's side of the Redis registry.
 
 use super::{connect, scripts, subscribe_json};
-use crate::{BoxFuture, ControlPlane, Heartbeat, Keys, RegistryError, Result};
-use agentpool_types::{
-    Agent, AgentId, AgentState, Command, Event, ProcessId, ProcessState, WorkerProcess,
+use crate::{
+    BoxFuture, ControlPlane, Heartbeat, HostedAgent, Keys, RegistryError, Result, StatusWrite,
 };
+use agentpool_types::{Agent, AgentId, Command, Event, ProcessId, ProcessState, WorkerProcess};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Value};
 use std::collections::HashMap;
@@ -37,6 +37,7 @@ fn parse_heartbeat(v: Value) -> Result<Heartbeat> {
     let tag: String = redis::from_redis_value(parts.next().ok_or_else(bad)?)?;
     match tag.as_str() {
         "reaped" => Ok(Heartbeat::Reaped),
+        "unregistered" => Ok(Heartbeat::Unregistered),
         "alive" => {
             let raw: Vec<String> = redis::from_redis_value(parts.next().ok_or_else(bad)?)?;
             let assigned = raw.iter().filter_map(|s| AgentId::parse(s)).collect();
@@ -47,8 +48,13 @@ fn parse_heartbeat(v: Value) -> Result<Heartbeat> {
 }
 
 impl ControlPlane for RedisControlPlane {
-    fn register<'a>(&'a self, p: &'a WorkerProcess) -> BoxFuture<'a, Result<()>> {
+    fn register_with<'a>(
+        &'a self,
+        p: &'a WorkerProcess,
+        agents: &'a [HostedAgent],
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
+            let fields = p.to_fields();
             let mut inv = scripts::REGISTER.prepare_invoke();
             inv.key(self.keys.process(&p.process_id))
                 .key(self.keys.process_agents(&p.process_id))
@@ -57,9 +63,18 @@ impl ControlPlane for RedisControlPlane {
                 .key(self.keys.pools())
                 .arg(p.process_id.as_str())
                 .arg(p.max_agents)
-                .arg(&p.pool_name);
-            for (field, value) in p.to_fields() {
+                .arg(&p.pool_name)
+                .arg(self.keys.prefix())
+                .arg(fields.len());
+            for (field, value) in fields {
                 inv.arg(field).arg(value);
+            }
+            for a in agents {
+                inv.arg(a.agent_id.as_str())
+                    .arg(&a.role)
+                    .arg(&a.name)
+                    .arg(&a.metadata)
+                    .arg(a.status.as_str());
             }
             let _: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
             Ok(())
@@ -97,19 +112,19 @@ impl ControlPlane for RedisControlPlane {
     fn set_agent_status<'a>(
         &'a self,
         process: &'a ProcessId,
-        agent: &'a AgentId,
-        status: AgentState,
-        error: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>> {
+        w: StatusWrite<'a>,
+    ) -> BoxFuture<'a, Result<Option<u64>>> {
         Box::pin(async move {
-            let written: i64 = scripts::AGENT_STATUS
-                .key(self.keys.agent(agent))
+            let epoch: u64 = scripts::AGENT_STATUS
+                .key(self.keys.agent(w.agent))
                 .arg(process.as_str())
-                .arg(status.as_str())
-                .arg(error.unwrap_or(""))
+                .arg(w.status.as_str())
+                .arg(w.error.unwrap_or(""))
+                .arg(w.epoch.map(|e| e.to_string()).unwrap_or_default())
+                .arg(if w.restarted { "1" } else { "0" })
                 .invoke_async(&mut self.conn.clone())
                 .await?;
-            Ok(written == 1)
+            Ok((epoch > 0).then_some(epoch))
         })
     }
 

@@ -2,9 +2,10 @@
 
 use super::{connect, scripts, subscribe_json};
 use crate::{
-    BoxFuture, Keys, PoolCounts, ReapMode, Registry, RegistryError, Reservation, Result, Target,
+    BoxFuture, Keys, PoolCounts, ReapMode, Registry, RegistryError, Reservation, Result, Staleness,
+    Target,
 };
-use agentpool_types::{Agent, AgentId, Command, Event, ProcessId, WorkerProcess};
+use agentpool_types::{Agent, AgentId, AgentState, Command, Event, ProcessId, WorkerProcess};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
@@ -84,6 +85,8 @@ impl Registry for RedisRegistry {
                 .arg(&r.name)
                 .arg(&r.metadata)
                 .arg(r.move_from.as_ref().map_or("", |p| p.as_str()))
+                .arg(if r.must_exist { "1" } else { "0" })
+                .arg(r.restart.map_or("", |p| p.as_str()))
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             Ok(picked.and_then(|p| ProcessId::parse(&p)))
@@ -255,6 +258,54 @@ impl Registry for RedisRegistry {
             vec![self.keys.all_pool_events()],
             true,
         ))
+    }
+
+    fn stale(&self, timeout: Duration) -> BoxFuture<'_, Result<Staleness>> {
+        Box::pin(async move {
+            let (total, stale): (u64, Vec<String>) = scripts::STALE
+                .key(self.keys.heartbeats())
+                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(Staleness {
+                total,
+                stale: ids(stale, ProcessId::parse)?,
+            })
+        })
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let held: i64 = scripts::LOCK
+                .key(self.keys.lock(name))
+                .arg(holder)
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(held == 1)
+        })
+    }
+
+    fn mark_agent<'a>(
+        &'a self,
+        agent: &'a AgentId,
+        status: AgentState,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let written: i64 = scripts::AGENT_MARK
+                .key(self.keys.agent(agent))
+                .arg(status.as_str())
+                .arg(error.unwrap_or(""))
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(written == 1)
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration>> {

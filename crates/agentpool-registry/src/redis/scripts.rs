@@ -26,3 +26,9 @@ pub static AGENT_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(timed!("../../lua/agent_status.lua")));
 pub static PROCESS_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../lua/process_status.lua")));
+pub static STALE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/stale.lua")));
+pub static LOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/lock.lua")));
+pub static AGENT_MARK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(timed!("../../lua/agent_mark.lua")));

@@ -7,7 +7,7 @@
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
 use agentpool_registry::{ControlPlane, Registry, Reservation};
 use agentpool_testkit::TestRedis;
-use agentpool_types::{AgentId, Placement, ProcessId, ProcessState, WorkerProcess};
+use agentpool_types::{AgentId, AgentState, Placement, ProcessId, ProcessState, WorkerProcess};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
@@ -171,6 +171,8 @@ pub fn reservation(pool: &str, placement: Placement) -> Reservation {
         name: "tester".to_owned(),
         metadata: r#"{"k":1}"#.to_owned(),
         move_from: None,
+        must_exist: false,
+        restart: None,
     }
 }
 
@@ -196,4 +198,33 @@ pub fn set(ids: &[&AgentId]) -> BTreeSet<String> {
 
 pub fn id_set(ids: &[AgentId]) -> BTreeSet<String> {
     ids.iter().map(|a| a.to_string()).collect()
+}
+
+/// The status write of the tests' older shape: no epoch, result as "written or not".
+pub trait StatusExt {
+    fn set_status<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        agent: &'a AgentId,
+        status: AgentState,
+        error: Option<&'a str>,
+    ) -> agentpool_registry::BoxFuture<'a, agentpool_registry::Result<bool>>;
+}
+
+impl<T: agentpool_registry::ControlPlane + ?Sized> StatusExt for T {
+    fn set_status<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        agent: &'a AgentId,
+        status: AgentState,
+        error: Option<&'a str>,
+    ) -> agentpool_registry::BoxFuture<'a, agentpool_registry::Result<bool>> {
+        Box::pin(async move {
+            let w = agentpool_registry::StatusWrite {
+                error,
+                ..agentpool_registry::StatusWrite::new(agent, status)
+            };
+            Ok(self.set_agent_status(process, w).await?.is_some())
+        })
+    }
 }

@@ -3,6 +3,7 @@
 
 mod ops;
 mod pools;
+mod recovery;
 mod report;
 mod spawn;
 mod stats;
@@ -15,6 +16,8 @@ pub enum Command {
     Spawn(spawn::SpawnBenchArgs),
     /// `GET /pools` latency and worker memory with many agents running.
     Pools(pools::PoolsBenchArgs),
+    /// Recovery time after a worker is SIGKILLed or SIGSTOPped (the master must run here).
+    Recovery(recovery::RecoveryArgs),
 }
 
 /// Runs one benchmark.
@@ -22,5 +25,6 @@ pub async fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Spawn(args) => spawn::run(args).await,
         Command::Pools(args) => pools::run(args).await,
+        Command::Recovery(args) => recovery::run(args).await,
     }
 }
