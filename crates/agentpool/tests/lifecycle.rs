@@ -140,11 +140,7 @@ async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() 
         took >= std::time::Duration::from_millis(350),
         "no backoff: {took:?}"
     );
-    let log = std::fs::read_dir(c.master.data_dir().join("logs"))
-        .unwrap()
-        .flatten()
-        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
-        .collect::<String>();
+    let log = common::worker_logs(&c);
     assert_eq!(log.matches("restarting it in place").count(), 3, "{log}");
     assert!(log.contains("quarantined"));
     // A quarantined agent stays put: the worker's reconcile does not start it again.

@@ -19,19 +19,34 @@ pub struct Cluster {
 
 /// A config with one pool `p` of `capacity` agents per worker and `max_processes` workers.
 pub fn config(capacity: u32, max_processes: u32, extra: &str) -> String {
+    pool_config(capacity, max_processes, extra, "")
+}
+
+/// Like [`config`], with `pool_extra` lines in the pool's table. Keys in `extra` replace the
+/// test defaults.
+pub fn pool_config(capacity: u32, max_processes: u32, extra: &str, pool_extra: &str) -> String {
+    let defaults = [
+        ("heartbeat_interval_ms", "250"),
+        ("heartbeat_timeout_ms", "5000"),
+        ("shutdown_grace_ms", "5000"),
+    ];
+    let mut top: Vec<String> = defaults
+        .iter()
+        .filter(|(k, _)| !extra.contains(k))
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    top.push(extra.to_owned());
     format!(
-        r#"
-heartbeat_interval_ms = 250
-heartbeat_timeout_ms = 5000
-shutdown_grace_ms = 5000
-{extra}
+        r#"{}
 
 [[pools]]
 name = "p"
 role = "tester"
 max_agents_per_process = {capacity}
 max_processes = {max_processes}
-"#
+{pool_extra}
+"#,
+        top.join("\n")
     )
 }
 
@@ -167,4 +182,33 @@ pub async fn spawn(master: &TestMaster, pool: &str) -> (u16, Value) {
     master
         .post("/api/v1/agents", serde_json::json!({ "pool": pool }))
         .await
+}
+
+/// Fails if any agent is assigned to two workers; returns agent -> worker.
+pub async fn assignment(c: &Cluster, pool: &str) -> std::collections::HashMap<String, String> {
+    let mut owner = std::collections::HashMap::new();
+    let mut r = c.conn().await;
+    let procs: Vec<String> = r
+        .zrange("processes:heartbeats", 0, -1)
+        .await
+        .expect("zrange");
+    for p in procs {
+        for a in c.assigned(&p).await {
+            if let Some(other) = owner.insert(a.clone(), p.clone()) {
+                panic!("agent {a} is assigned to both {other} and {p} (pool {pool})");
+            }
+        }
+    }
+    owner
+}
+
+/// The worker logs, concatenated.
+pub fn worker_logs(c: &Cluster) -> String {
+    std::fs::read_dir(c.master.data_dir().join("logs"))
+        .map(|d| {
+            d.flatten()
+                .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
 }
