@@ -235,7 +235,7 @@ async fn chaos_kills_under_traffic_lose_and_duplicate_nothing() {
             .map(|a| a["agent_id"].as_str().unwrap().to_owned())
             .collect::<HashSet<_>>(),
     );
-    let stop = tokio_util_stop();
+    let stop = std::sync::atomic::AtomicBool::new(false);
 
     let traffic = async {
         let mut ops = 0u32;
@@ -248,7 +248,7 @@ async fn chaos_kills_under_traffic_lose_and_duplicate_nothing() {
                 .lock()
                 .unwrap()
                 .insert(body["agent_id"].as_str().unwrap().to_owned());
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 let victim = desired.lock().unwrap().iter().next().cloned();
                 if let Some(id) = victim {
                     let (status, body) = c
@@ -327,8 +327,4 @@ async fn chaos_kills_under_traffic_lose_and_duplicate_nothing() {
         registered.len()
     );
     assert!(kills >= 20);
-}
-
-fn tokio_util_stop() -> std::sync::atomic::AtomicBool {
-    std::sync::atomic::AtomicBool::new(false)
 }
