@@ -4,6 +4,7 @@ use crate::error::{MasterError, Result};
 use crate::master::Master;
 use crate::pools::PoolManager;
 use agentpool_registry::{Reservation, Target};
+use agentpool_store::{AgentEventKind, DesiredState, NewAgent, Update};
 use agentpool_types::{Agent, AgentId, AgentState, Command, CommandKind, ProcessId, RestartPolicy};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,22 @@ impl Master {
             must_exist: false,
             restart: req.restart,
         };
-        let process = self.place(pool, &reservation).await?;
+        // Desired state first: once the agent is placed, a crash of anything must not lose it.
+        let row = NewAgent {
+            agent_id: id.clone(),
+            pool: reservation.pool.clone(),
+            role: reservation.role.clone(),
+            name: reservation.name.clone(),
+            config: req.config.clone(),
+        };
+        self.store.insert_agent(&row).await?;
+        let process = match self.place(pool, &reservation).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.abandon(&id, &e).await;
+                return Err(e);
+            }
+        };
         self.send_spawn(&reservation, &process).await;
         if wait {
             self.wait_running(&id).await
@@ -76,6 +92,10 @@ impl Master {
     /// Stops an agent and removes it. Graceful: the worker stops it and reports, then its slot
     /// is released; a worker that does not answer within the grace period is overruled.
     pub async fn terminate(&self, id: &AgentId, graceful: bool) -> Result<Agent> {
+        // Desired state first: a restore must never bring back what was asked to stop.
+        self.store
+            .set_desired_state(id, DesiredState::Stopped)
+            .await?;
         let agent = self
             .registry
             .agent(id)
@@ -107,6 +127,9 @@ impl Master {
             self.send_best_effort(Target::Process(process), &stop).await;
         }
         tracing::info!(agent_id = %id, pool = %released.pool_name, "agent terminated");
+        let how = if graceful { "graceful" } else { "forced" };
+        self.record(Update::status(id, AgentState::Stopped, None));
+        self.record(Update::event(id, AgentEventKind::Terminated, how));
         released.status = AgentState::Stopped;
         Ok(released)
     }
@@ -148,6 +171,14 @@ impl Master {
         Ok(process)
     }
 
+    /// Places a reservation and tells the chosen worker to start the agent.
+    pub async fn place_and_start(self: &Arc<Self>, r: &Reservation) -> Result<ProcessId> {
+        let pool = self.pool(&r.pool)?;
+        let process = self.place(pool, r).await?;
+        self.send_spawn(r, &process).await;
+        Ok(process)
+    }
+
     /// Takes a slot for `r`, growing the pool when every worker is full.
     async fn place(self: &Arc<Self>, pool: &PoolManager, r: &Reservation) -> Result<ProcessId> {
         if let Some(p) = self.registry.reserve(r).await? {
@@ -179,6 +210,23 @@ impl Master {
             }
             ticket.await_slot(RESERVE_RETRY).await;
         }
+    }
+
+    /// A spawn that could not be placed is not wanted any more: say so in the store, so a
+    /// restore does not place it later.
+    async fn abandon(&self, id: &AgentId, why: &MasterError) {
+        if let Err(e) = self
+            .store
+            .set_desired_state(id, DesiredState::Stopped)
+            .await
+        {
+            tracing::warn!(agent_id = %id, error = %e, "cannot mark an unplaced agent stopped");
+        }
+        self.record(Update::event(
+            id,
+            AgentEventKind::Terminated,
+            format!("not placed: {why}"),
+        ));
     }
 
     async fn send_spawn(&self, r: &Reservation, process: &ProcessId) {

@@ -11,6 +11,22 @@ pub const DEFAULT_WORKER_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_AGENT_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 4;
+/// How often the store's desired state is reconciled against the registry.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
+/// The SQLite file used when no database URL is configured, inside the data directory.
+pub const SQLITE_FILE: &str = "agentpool.sqlite";
+
+/// Where desired state and history are kept.
+#[derive(Clone, Debug)]
+pub enum StoreConfig {
+    /// A SQLite file (the default: `<data_dir>/agentpool.sqlite`).
+    Sqlite(PathBuf),
+    /// Postgres: migrations on `direct`, runtime traffic on `runtime` (PgBouncer) when set.
+    Postgres {
+        direct: String,
+        runtime: Option<String>,
+    },
+}
 
 /// Everything the master needs to run.
 #[derive(Clone, Debug)]
@@ -34,6 +50,11 @@ pub struct MasterConfig {
     /// Worker processes being started at once, across pools.
     pub max_concurrent_starts: usize,
     pub pools: Vec<PoolSpec>,
+    pub store: StoreConfig,
+    pub reconcile_interval: Duration,
+    /// Stop the workers when the master stops. Off by default in Redis mode: workers outlive
+    /// the master and the next master adopts them.
+    pub stop_workers_on_exit: bool,
 }
 
 impl MasterConfig {
@@ -51,6 +72,9 @@ impl MasterConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             max_concurrent_starts: DEFAULT_MAX_CONCURRENT_STARTS,
             pools,
+            store: StoreConfig::Sqlite(PathBuf::from("data").join(SQLITE_FILE)),
+            reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+            stop_workers_on_exit: false,
         }
     }
 }

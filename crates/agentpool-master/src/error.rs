@@ -1,11 +1,14 @@
 //! The master's one error type. The API maps each variant to a status code.
 
 use agentpool_registry::RegistryError;
+use agentpool_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
     #[error("unknown pool {0:?}")]
     UnknownPool(String),
     #[error("unknown agent {0:?}")]

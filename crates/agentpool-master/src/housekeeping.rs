@@ -19,9 +19,18 @@ impl Master {
                 _ = tick.tick() => {}
                 _ = self.stopping.cancelled() => return,
             }
-            if let Err(e) = self.registry.init_pools(self.pool_names()).await {
-                tracing::debug!(error = %e, "housekeeping skipped: registry unavailable");
-                continue;
+            match self.registry.init_pools(self.pool_names()).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    tracing::warn!(
+                        "the registry lost its pools: Redis was restarted empty or flushed; restoring from the store"
+                    );
+                    self.restore_soon.notify_one();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "housekeeping skipped: registry unavailable");
+                    continue;
+                }
             }
             self.drain_idle(&mut empty_since).await;
             self.start_minimum();

@@ -12,21 +12,27 @@
 //! - [`workers`]: the worker processes this master started and their states.
 //! - [`spawner`]: the OS side of a worker: exec, process group, log file, signals.
 //! - [`events`]: `EventHub`, wait on worker events with a registry poll as fallback.
+//! - [`history`]: worker events become statuses and audit events in the store.
+//! - [`restore`]: the store's desired state reconciled against the registry.
+//! - [`adopt`]: a new master takes over the live workers of the one before.
 //! - [`api`]: the axum routes, one file per resource, and `ApiError`.
 //! - [`error`]: the one error type, `MasterError`.
 
+pub mod adopt;
 pub mod agents;
 pub mod api;
 pub mod config;
 pub mod drain;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod housekeeping;
 pub mod lifecycle;
 pub mod master;
 pub mod pools;
 pub mod reaper;
 pub mod reschedule;
+pub mod restore;
 pub mod spawner;
 pub mod workers;
 
@@ -37,7 +43,9 @@ pub use master::Master;
 
 use agentpool_registry::RegistryError;
 use agentpool_registry::redis::RedisRegistry;
+use agentpool_store::{Store, StoreError, connect_postgres, connect_sqlite};
 use agentpool_types::mask_url;
+use config::StoreConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -55,13 +63,22 @@ pub async fn run(
     let Some(registry) = connect_registry(&config, &shutdown).await? else {
         return Ok(());
     };
-    let master = Arc::new(Master::new(config, Arc::new(registry)));
+    let Some(store) = connect_store(&config, &shutdown).await? else {
+        return Ok(());
+    };
+    store.upsert_pools(&config.pools).await?;
+    let master = Arc::new(Master::new(config, Arc::new(registry), store));
     master.registry.init_pools(master.pool_names()).await?;
     let events = master.registry.events().await?;
-    tokio::spawn(master.hub.clone().pump(events));
+    tokio::spawn(master.clone().pump_events(events));
+    let adopted = master.adopt_workers().await?;
+    if adopted > 0 {
+        tracing::info!(adopted, "took over the workers of a previous master");
+    }
     master.start_minimum();
     tokio::spawn(master.clone().reap_loop());
     tokio::spawn(master.clone().housekeeping_loop());
+    tokio::spawn(master.clone().restore_loop());
 
     let stopping = master.stopping.clone();
     let on_signal = shutdown.clone();
@@ -76,6 +93,40 @@ pub async fn run(
         .await?;
     master.shutdown().await;
     Ok(())
+}
+
+/// Opens the store, retrying with backoff while the database is down. `None` if shutdown came
+/// first.
+async fn connect_store(
+    config: &MasterConfig,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<dyn Store>>, MasterError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let opened: Result<Arc<dyn Store>, StoreError> = match &config.store {
+            StoreConfig::Sqlite(path) => connect_sqlite(path).await.map(|s| Arc::new(s) as _),
+            StoreConfig::Postgres { direct, runtime } => {
+                connect_postgres(direct, runtime.as_deref())
+                    .await
+                    .map(|s| Arc::new(s) as _)
+            }
+        };
+        match opened {
+            Ok(store) => {
+                tracing::info!(backend = store.backend(), "store ready");
+                return Ok(Some(store));
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(error = %e, retry_in = ?delay, "database unreachable; retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(None),
+        }
+        delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
+    }
 }
 
 /// Connects to Redis, retrying with backoff while it is down. `None` if shutdown came first.
@@ -105,20 +156,33 @@ async fn connect_registry(
 }
 
 impl Master {
-    /// Stops every worker this master started (agents first, then processes, within the grace
-    /// period, then SIGKILL) and removes them from the registry.
+    /// With `stop_workers_on_exit`, stops every worker (agents first, then processes, within
+    /// the grace period, then SIGKILL) and removes them from the registry. Flushes history.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         let workers = self.workers.all();
-        tracing::info!(workers = workers.len(), "stopping workers");
-        let stops = workers.iter().map(|(id, _)| self.stop_worker(id));
-        futures::future::join_all(stops).await;
+        if self.config.stop_workers_on_exit {
+            tracing::info!(workers = workers.len(), "stopping workers");
+            let stops = workers.iter().map(|(id, _)| self.stop_worker(id));
+            futures::future::join_all(stops).await;
+        } else {
+            tracing::info!(
+                workers = workers.len(),
+                "leaving workers running for the next master to adopt (--stop-workers stops them)"
+            );
+        }
         self.tasks.close();
         if tokio::time::timeout(self.config.shutdown_grace, self.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!("background tasks still running after the grace period");
+        }
+        if tokio::time::timeout(self.config.shutdown_grace, self.history.clone().close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("history not fully written: the database did not answer in time");
         }
         tracing::info!("master stopped");
     }

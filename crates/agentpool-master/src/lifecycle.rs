@@ -10,6 +10,7 @@ use crate::pools::PoolManager;
 use crate::spawner;
 use crate::workers::{WorkerInfo, WorkerState};
 use agentpool_registry::ReapMode;
+use agentpool_store::Update;
 use agentpool_types::ProcessId;
 use nix::sys::signal::Signal;
 use std::process::ExitStatus;
@@ -61,7 +62,7 @@ impl Master {
                 Ok(None) => Some(format!("did not register within {timeout:?}")),
                 Err(e) => Some(e.to_string()),
             },
-            status = child.wait() => Some(format!("exited before registering ({})", describe(status))),
+            status = child.wait() => Some(format!("exited before registering ({})", describe(&status))),
         };
         if let Some(reason) = failure {
             spawner::signal_group(pid, Signal::SIGKILL);
@@ -75,6 +76,7 @@ impl Master {
             });
         }
         self.adopt_child(id.clone(), pool.name(), pid, child);
+        self.record(Update::worker_started(&id, pool.name(), pid));
         tracing::info!(pool = pool.name(), process_id = %id, pid, "worker registered");
         Ok(id)
     }
@@ -97,20 +99,25 @@ impl Master {
         });
     }
 
-    async fn on_exit(self: &Arc<Self>, id: &ProcessId, status: std::io::Result<ExitStatus>) {
+    pub(crate) async fn on_exit(
+        self: &Arc<Self>,
+        id: &ProcessId,
+        status: std::io::Result<ExitStatus>,
+    ) {
         let Some(info) = self.workers.remove(id) else {
             return;
         };
+        self.record(Update::worker_exited(id, describe(&status)));
         if info.state == WorkerState::Stopping {
-            tracing::info!(process_id = %id, pid = info.pid, status = %describe(status), "worker exited");
+            tracing::info!(process_id = %id, pid = info.pid, status = %describe(&status), "worker exited");
             if let Err(e) = self.registry.reap(id, ReapMode::Delete).await {
                 tracing::warn!(process_id = %id, error = %e, "cannot remove stopped worker from registry");
             }
             return;
         }
-        tracing::warn!(process_id = %id, pid = info.pid, pool = %info.pool, status = %describe(status), "worker exited unexpectedly: reaping it now");
+        tracing::warn!(process_id = %id, pid = info.pid, pool = %info.pool, status = %describe(&status), "worker exited unexpectedly: reaping it now");
         match self.registry.reap(id, ReapMode::Orphan).await {
-            Ok(orphans) => self.reschedule(orphans),
+            Ok(orphans) => self.reschedule(orphans, id),
             Err(e) => tracing::error!(process_id = %id, error = %e, "cannot reap crashed worker"),
         }
     }
@@ -152,7 +159,7 @@ impl Master {
     }
 }
 
-fn describe(status: std::io::Result<ExitStatus>) -> String {
+fn describe(status: &std::io::Result<ExitStatus>) -> String {
     match status {
         Ok(s) => s.to_string(),
         Err(e) => format!("unknown: {e}"),

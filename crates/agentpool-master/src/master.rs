@@ -7,6 +7,7 @@ use crate::pools::PoolManager;
 use crate::reschedule::RestartHistory;
 use crate::workers::Workers;
 use agentpool_registry::Registry;
+use agentpool_store::{BatchWriter, Store, Update};
 use agentpool_types::{PoolStats, WorkerProcess};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,10 +33,16 @@ pub struct Master {
     pub restarts: RestartHistory,
     /// This master's identity, as holder of the reaper lock.
     pub id: String,
+    /// Desired state and history.
+    pub store: Arc<dyn Store>,
+    /// Status changes and events, written off the request path.
+    pub history: BatchWriter,
+    /// Wakes the restore loop early (the registry looked wiped).
+    pub restore_soon: tokio::sync::Notify,
 }
 
 impl Master {
-    pub fn new(config: MasterConfig, registry: Arc<dyn Registry>) -> Self {
+    pub fn new(config: MasterConfig, registry: Arc<dyn Registry>, store: Arc<dyn Store>) -> Self {
         let pool_names = config.pools.iter().map(|p| p.name.clone()).collect();
         let pools = config
             .pools
@@ -54,6 +61,9 @@ impl Master {
             tasks: TaskTracker::new(),
             restarts: RestartHistory::default(),
             id: uuid::Uuid::now_v7().to_string(),
+            history: BatchWriter::spawn(store.clone()),
+            store,
+            restore_soon: tokio::sync::Notify::new(),
         }
     }
 
@@ -102,6 +112,11 @@ impl Master {
             all.retain(|p| p.pool_name == pool);
         }
         Ok(all)
+    }
+
+    /// Queues a history record; never waits on the database.
+    pub fn record(&self, update: Update) {
+        self.history.send(update);
     }
 
     /// Fails new work once shutdown has begun.

@@ -98,7 +98,7 @@ impl Master {
         for id in &stale {
             let orphans = self.registry.reap(id, ReapMode::Orphan).await?;
             tracing::warn!(process_id = %id, agents = orphans.len(), "reaped worker with a stale heartbeat");
-            self.reschedule(orphans);
+            self.reschedule(orphans, id);
             self.kill_if_hung(id);
         }
         Ok(Round::Reaped(stale.len()))

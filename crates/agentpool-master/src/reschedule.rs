@@ -7,6 +7,7 @@
 use crate::error::MasterError;
 use crate::master::Master;
 use agentpool_registry::RegistryError;
+use agentpool_store::{AgentEventKind, DesiredState, Update};
 use agentpool_types::restart::{Decision, Ending, decide};
 use agentpool_types::{AgentId, AgentState};
 use std::collections::{HashMap, VecDeque};
@@ -46,8 +47,14 @@ impl RestartHistory {
 
 impl Master {
     /// Places orphaned agents again, in the background.
-    pub fn reschedule(self: &Arc<Self>, agents: Vec<AgentId>) {
+    pub fn reschedule(self: &Arc<Self>, agents: Vec<AgentId>, from: &agentpool_types::ProcessId) {
         for id in agents {
+            self.record(Update::status(&id, AgentState::Orphaned, None));
+            self.record(Update::event(
+                &id,
+                AgentEventKind::Orphaned,
+                format!("worker {from} died"),
+            ));
             let master = self.clone();
             self.tasks.spawn(async move {
                 match master.reschedule_one(&id).await {
@@ -69,7 +76,15 @@ impl Master {
         match decide(policy, limits, Ending::Failure, recent) {
             Decision::Stop => {
                 tracing::info!(agent_id = %id, "temporary agent lost with its worker: removed");
+                self.store
+                    .set_desired_state(id, DesiredState::Stopped)
+                    .await?;
                 self.registry.release(id).await?;
+                self.record(Update::event(
+                    id,
+                    AgentEventKind::Terminated,
+                    "temporary agent lost with its worker",
+                ));
                 self.restarts.forget(id);
                 Ok(())
             }
@@ -90,7 +105,13 @@ impl Master {
                     tokio::time::sleep(after).await;
                 }
                 self.restarts.record(id);
-                self.move_agent(id, None).await.map(|_| ())
+                let process = self.move_agent(id, None).await?;
+                self.record(Update::event(
+                    id,
+                    AgentEventKind::Rescheduled,
+                    format!("to worker {process}"),
+                ));
+                Ok(())
             }
         }
     }

@@ -129,8 +129,9 @@ pub struct Staleness {
 
 /// The master's view of the registry.
 pub trait Registry: Send + Sync {
-    /// Records the configured pools in the `pools` set.
-    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<()>>;
+    /// Records the configured pools in the `pools` set; returns how many were missing, which
+    /// after startup means Redis lost its data.
+    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<u64>>;
     /// Takes one slot by the pool's placement, atomically. `None` when every worker is full.
     fn reserve<'a>(&'a self, r: &'a Reservation) -> BoxFuture<'a, Result<Option<ProcessId>>>;
     /// Gives the agent's slot back and removes the agent. `None` when the agent is unknown.

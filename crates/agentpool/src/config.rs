@@ -1,6 +1,7 @@
 //! The one place that reads configuration: the TOML file, then the environment over it.
 
 use agentpool_master::MasterConfig;
+use agentpool_master::config::{SQLITE_FILE, StoreConfig};
 use agentpool_types::PoolSpec;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -19,6 +20,10 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const ENV_LISTEN: &str = "AGENTPOOL_LISTEN";
 pub const ENV_REDIS_URL: &str = "REDIS_URL";
 pub const ENV_DATA_DIR: &str = "AGENTPOOL_DATA_DIR";
+/// Direct Postgres URL: migrations, and runtime traffic when no PgBouncer is given.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// PgBouncer URL for runtime traffic.
+pub const ENV_PGBOUNCER_URL: &str = "PGBOUNCER_URL";
 
 /// The config file. Every key is optional; the defaults are the named constants.
 #[derive(Debug, Deserialize)]
@@ -34,6 +39,7 @@ struct FileConfig {
     agent_start_timeout_ms: Option<u64>,
     shutdown_grace_ms: Option<u64>,
     max_concurrent_starts: Option<usize>,
+    reconcile_interval_ms: Option<u64>,
     #[serde(default)]
     pools: Vec<PoolSpec>,
 }
@@ -46,7 +52,11 @@ pub struct ServeConfig {
 }
 
 /// Reads `path` (or the default file), then applies the environment and `listen_flag`.
-pub fn load(path: Option<&Path>, listen_flag: Option<&str>) -> Result<ServeConfig> {
+pub fn load(
+    path: Option<&Path>,
+    listen_flag: Option<&str>,
+    stop_workers: bool,
+) -> Result<ServeConfig> {
     let (text, origin) = read_file(path)?;
     let file: FileConfig =
         toml::from_str(&text).with_context(|| format!("invalid config file {origin}"))?;
@@ -100,6 +110,15 @@ pub fn load(path: Option<&Path>, listen_flag: Option<&str>) -> Result<ServeConfi
     m.max_concurrent_starts = file
         .max_concurrent_starts
         .unwrap_or(m.max_concurrent_starts);
+    m.reconcile_interval = file.reconcile_interval_ms.map_or(m.reconcile_interval, ms);
+    m.stop_workers_on_exit = stop_workers;
+    m.store = match (env(ENV_DATABASE_URL), env(ENV_PGBOUNCER_URL)) {
+        (Some(direct), runtime) => StoreConfig::Postgres { direct, runtime },
+        (None, Some(_)) => bail!(
+            "{ENV_PGBOUNCER_URL} is set but {ENV_DATABASE_URL} is not: migrations need the direct Postgres URL"
+        ),
+        (None, None) => StoreConfig::Sqlite(m.data_dir.join(SQLITE_FILE)),
+    };
     if m.heartbeat_interval.is_zero() || m.heartbeat_timeout <= m.heartbeat_interval {
         bail!("config {origin}: heartbeat_timeout_ms must exceed heartbeat_interval_ms > 0");
     }

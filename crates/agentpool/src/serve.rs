@@ -14,11 +14,19 @@ pub struct ServeArgs {
     /// Address to listen on, host:port [env: AGENTPOOL_LISTEN; default 127.0.0.1:8000].
     #[arg(long)]
     listen: Option<String>,
+    /// Stop the workers when the master stops. Without it they keep running, with their
+    /// agents, and the next master adopts them.
+    #[arg(long)]
+    stop_workers: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     telemetry::init();
-    let cfg = config::load(args.config.as_deref(), args.listen.as_deref())?;
+    let cfg = config::load(
+        args.config.as_deref(),
+        args.listen.as_deref(),
+        args.stop_workers,
+    )?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)

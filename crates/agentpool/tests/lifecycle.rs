@@ -229,8 +229,8 @@ async fn a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_workers_and_cleans_the_registry() {
-    let mut c = Cluster::start(config(10, 4, "")).await;
+async fn sigterm_with_stop_workers_stops_them_and_cleans_the_registry() {
+    let mut c = Cluster::start_with(config(10, 4, ""), &["--stop-workers"]).await;
     let (status, _) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 12}))

@@ -4,6 +4,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use crate::agents::SpawnRequest;
+use agentpool_store::AgentEvent;
 use agentpool_types::pool::{MAX_NAME_LEN, is_valid_name};
 use agentpool_types::{Agent, AgentId, AgentState, RestartPolicy};
 use axum::Json;
@@ -138,6 +139,43 @@ pub async fn terminate(
     Ok(Json(
         master.terminate(&id, q.graceful.unwrap_or(true)).await?,
     ))
+}
+
+/// An agent's history, oldest first. Served from the store, so it outlives the agent.
+pub async fn events(
+    State(master): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let id = agent_id(&id)?;
+    let events = master
+        .store
+        .events(&id)
+        .await
+        .map_err(crate::MasterError::from)?;
+    if events.is_empty()
+        && master
+            .store
+            .agent(&id)
+            .await
+            .map_err(crate::MasterError::from)?
+            .is_none()
+    {
+        return Err(ApiError::not_found(
+            "agent",
+            format!("unknown agent {:?}", id.as_str()),
+        ));
+    }
+    Ok(Json(events.iter().map(event_json).collect()))
+}
+
+fn event_json(e: &AgentEvent) -> Value {
+    serde_json::json!({
+        "id": e.id,
+        "agent_id": e.agent_id,
+        "event": e.kind.as_str(),
+        "detail": e.detail,
+        "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
 }
 
 fn agent_id(raw: &str) -> Result<AgentId, ApiError> {

@@ -82,7 +82,15 @@ impl From<MasterError> for ApiError {
                     "redis unavailable",
                 )
             }
-            MasterError::Registry(_) | MasterError::Io(_) => {
+            MasterError::Store(e) if e.is_unavailable() => {
+                tracing::warn!(detail = %e, "request failed: database unavailable");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "database unavailable",
+                )
+            }
+            MasterError::Registry(_) | MasterError::Io(_) | MasterError::Store(_) => {
                 tracing::error!(error = %msg, "internal error");
                 Self::new(
                     S::INTERNAL_SERVER_ERROR,

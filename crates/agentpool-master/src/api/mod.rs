@@ -35,6 +35,7 @@ pub fn app(master: AppState) -> Router {
             "/api/v1/agents/{id}",
             get(agents::show).delete(agents::terminate),
         )
+        .route("/api/v1/agents/{id}/events", get(agents::events))
         .route("/api/v1/pools", get(pools::list))
         .route("/api/v1/pools/{pool}", get(pools::show))
         .route("/api/v1/pools/{pool}/agents", post(agents::spawn_many))

@@ -62,12 +62,12 @@ fn ids<T>(raw: Vec<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
 }
 
 impl Registry for RedisRegistry {
-    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<()>> {
+    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
-            if !pools.is_empty() {
-                let _: () = self.conn.clone().sadd(self.keys.pools(), pools).await?;
+            if pools.is_empty() {
+                return Ok(0);
             }
-            Ok(())
+            Ok(self.conn.clone().sadd(self.keys.pools(), pools).await?)
         })
     }
 

@@ -52,11 +52,17 @@ max_processes = {max_processes}
 
 impl Cluster {
     pub async fn start(config_toml: String) -> Cluster {
+        Self::start_with(config_toml, &[]).await
+    }
+
+    /// Starts with extra `serve` arguments.
+    pub async fn start_with(config_toml: String, args: &[&str]) -> Cluster {
         let redis = TestRedis::start().await;
         let master = TestMaster::start(MasterOptions {
             bin: env!("CARGO_BIN_EXE_agentpool").into(),
             redis_url: redis.url(),
             config_toml,
+            args: args.iter().map(|a| a.to_string()).collect(),
             ..Default::default()
         })
         .await;

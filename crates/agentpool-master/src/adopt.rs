@@ -1,0 +1,87 @@
+//! Adoption: a master that starts while live workers exist takes them over instead of
+//! starting new ones. Their agents keep running in the same processes.
+//!
+//! An adopted worker is not this master's child, so its exit is seen by watching its pid;
+//! it is still stopped through its process group and drained like any other.
+
+use crate::master::Master;
+use crate::workers::{WorkerInfo, WorkerState};
+use agentpool_types::ProcessId;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often an adopted worker's pid is checked.
+const PID_POLL: Duration = Duration::from_millis(100);
+
+impl Master {
+    /// Adopts every registered worker with a fresh heartbeat whose pid on this host is that
+    /// worker. Returns how many were adopted.
+    pub async fn adopt_workers(self: &Arc<Self>) -> Result<usize, crate::MasterError> {
+        let stale: HashSet<ProcessId> = self
+            .registry
+            .stale(self.config.heartbeat_timeout)
+            .await?
+            .stale
+            .into_iter()
+            .collect();
+        let mut adopted = 0;
+        for p in self.registry.processes().await? {
+            let ours = self.pool(&p.pool_name).is_ok() && !stale.contains(&p.process_id);
+            if !ours
+                || !is_worker(p.pid, &p.process_id)
+                || self.workers.get(&p.process_id).is_some()
+            {
+                continue;
+            }
+            self.adopt_pid(p.process_id.clone(), &p.pool_name, p.pid);
+            tracing::info!(process_id = %p.process_id, pid = p.pid, pool = %p.pool_name, agents = p.agent_count, "adopted live worker");
+            adopted += 1;
+        }
+        Ok(adopted)
+    }
+
+    fn adopt_pid(self: &Arc<Self>, id: ProcessId, pool: &str, pid: u32) {
+        let (exited_tx, exited) = watch::channel(false);
+        let info = WorkerInfo {
+            pool: pool.to_owned(),
+            pid,
+            state: WorkerState::Running,
+            exited,
+        };
+        self.workers.insert(id.clone(), info);
+        let master = self.clone();
+        self.tasks.spawn(async move {
+            while is_worker(pid, &id) {
+                tokio::time::sleep(PID_POLL).await;
+            }
+            let status = Err(std::io::Error::other(
+                "adopted worker exited; status unknown",
+            ));
+            master.on_exit(&id, status).await;
+            let _ = exited_tx.send(true);
+        });
+    }
+}
+
+/// Whether `pid` is alive (not a zombie) and is the worker `id`, judged by its command line,
+/// so a recycled pid is never taken for the worker.
+fn is_worker(pid: u32, id: &ProcessId) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true);
+    !zombie
+        && cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == id.as_str().as_bytes())
+}
