@@ -4,11 +4,13 @@
 //! - [`ControlPlane`]: what a worker asks of it (register, heartbeat, status, commands).
 //! - [`keys`]: every Redis key name, in one place.
 //! - [`redis`]: both traits over Redis, with the atomic steps as Lua scripts in `lua/`.
+//! - [`embedded`]: both traits with no Redis: in the master's memory, workers over a Unix socket.
 //! - [`error`]: `RegistryError`, which says whether the registry was unreachable.
 //!
 //! The traits use boxed futures so the master and the worker can hold `Arc<dyn ...>` and a
 //! second backend (the embedded registry) can slot in behind the same calls.
 
+pub mod embedded;
 pub mod error;
 pub mod keys;
 pub mod redis;
