@@ -169,7 +169,11 @@ impl ControlPlane for SocketControlPlane {
             process_id: id.clone(),
             rss_bytes,
             // JSON has no NaN: it would arrive as null and fail the call.
-            cpu_percent: if cpu_percent.is_finite() { cpu_percent } else { 0.0 },
+            cpu_percent: if cpu_percent.is_finite() {
+                cpu_percent
+            } else {
+                0.0
+            },
         };
         Box::pin(async move { Ok(self.call::<Beat>(call).await?.into()) })
     }

@@ -21,7 +21,11 @@ pub(super) struct Hub {
 }
 
 impl Hub {
-    pub fn subscribe_commands(&self, pool: &str, process: &ProcessId) -> UnboundedReceiver<Command> {
+    pub fn subscribe_commands(
+        &self,
+        pool: &str,
+        process: &ProcessId,
+    ) -> UnboundedReceiver<Command> {
         let (tx, rx) = unbounded_channel();
         let sub = CommandSub {
             process: process.clone(),

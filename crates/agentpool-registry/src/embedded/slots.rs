@@ -31,8 +31,7 @@ impl EmbeddedState {
         // A retried request must not take a second slot.
         if let Some(current) = existing.and_then(|a| a.process_id.clone())
             && Some(&current) != r.move_from.as_ref()
-            && d
-                .processes
+            && d.processes
                 .get(&current)
                 .is_some_and(|p| p.agents.contains(&r.agent_id))
         {
@@ -120,7 +119,10 @@ impl EmbeddedState {
             return None;
         }
         p.record.status = agentpool_types::ProcessState::Draining;
-        let (pool, agents) = (p.record.pool_name.clone(), p.agents.iter().cloned().collect());
+        let (pool, agents) = (
+            p.record.pool_name.clone(),
+            p.agents.iter().cloned().collect(),
+        );
         if let Some(z) = d.placement.get_mut(&pool) {
             z.remove(id);
         }
@@ -165,7 +167,8 @@ impl EmbeddedState {
             z.remove(id);
         }
         if mode == ReapMode::Orphan {
-            d.tombstones.insert(id.clone(), Instant::now() + TOMBSTONE_TTL);
+            d.tombstones
+                .insert(id.clone(), Instant::now() + TOMBSTONE_TTL);
         }
         held
     }

@@ -214,7 +214,10 @@ impl Conn {
             }
             Call::Publish { pool, event } => json(reg.publish(&pool, &event).await?)?,
             Call::Commands { pool, process_id } => {
-                if !self.subscribed.contains(&(pool.clone(), process_id.clone())) {
+                if !self
+                    .subscribed
+                    .contains(&(pool.clone(), process_id.clone()))
+                {
                     let rx = reg.commands(&pool, &process_id).await?;
                     tokio::spawn(forward(rx, self.push.0.clone()));
                     self.subscribed.insert((pool, process_id));

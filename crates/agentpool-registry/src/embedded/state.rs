@@ -6,8 +6,8 @@
 //! in `slots.rs`; this file holds the data, the worker's steps and the reads.
 
 use crate::{Heartbeat, HostedAgent, Staleness, StatusWrite};
-use agentpool_types::{Agent, AgentId, AgentState, ProcessId, ProcessState, WorkerProcess};
 use agentpool_types::now_rfc3339;
+use agentpool_types::{Agent, AgentId, AgentState, ProcessId, ProcessState, WorkerProcess};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -84,7 +84,10 @@ impl EmbeddedState {
 
     pub fn init_pools(&self, pools: &[String]) -> u64 {
         let mut d = self.lock();
-        pools.iter().filter(|p| d.pools.insert((*p).clone())).count() as u64
+        pools
+            .iter()
+            .filter(|p| d.pools.insert((*p).clone()))
+            .count() as u64
     }
 
     /// `register.lua`: the record, the hosted agents not owned elsewhere, placement by free
@@ -221,6 +224,12 @@ impl EmbeddedState {
             a.error = Some(e.to_owned());
         }
         true
+    }
+
+    /// A worker's free slots while it is in its pool's placement: what the Redis zset score
+    /// shows, for inspection.
+    pub fn free_slots(&self, pool: &str, id: &ProcessId) -> Option<i64> {
+        self.lock().placement.get(pool)?.get(id).copied()
     }
 
     pub fn agent(&self, id: &AgentId) -> Option<Agent> {

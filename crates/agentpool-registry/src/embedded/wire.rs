@@ -5,7 +5,9 @@
 //!   `{"command": <Command>}` pushed once the worker subscribed with the `commands` call.
 
 use crate::{Heartbeat, HostedAgent};
-use agentpool_types::{AgentId, AgentState, Command, Event, ProcessId, ProcessState, WorkerProcess};
+use agentpool_types::{
+    AgentId, AgentState, Command, Event, ProcessId, ProcessState, WorkerProcess,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 

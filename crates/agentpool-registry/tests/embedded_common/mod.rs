@@ -1,0 +1,193 @@
+//! One test body, several setups: the fixtures of the `embedded_*` tests. Each body sees the
+//! registry only through the two traits (plus a worker's free slots, the one number the traits
+//! do not show), so the same body runs against
+//!
+//! - `redis`: a private real Redis, with both Redis sides connected to it;
+//! - `embedded`: the embedded registry, the worker side called in process;
+//! - `socket`: the embedded registry, the worker side over a real Unix socket.
+//!
+//! [`both!`] turns one body into one test per setup.
+
+#![allow(dead_code)]
+
+use agentpool_registry::embedded::{EmbeddedRegistry, EmbeddedServer, SocketControlPlane};
+use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
+use agentpool_registry::{ControlPlane, Registry, Reservation};
+use agentpool_testkit::{TempDir, TestRedis};
+use agentpool_types::{AgentId, Placement, ProcessId, ProcessState, WorkerProcess};
+use redis::AsyncCommands;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long any condition a test waits for may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Where the registry lives, and what a test needs to look past the traits.
+pub enum Backend {
+    Redis(TestRedis),
+    Embedded(EmbeddedRegistry),
+    Socket(EmbeddedRegistry, EmbeddedServer, TempDir),
+}
+
+/// The master's and a worker's view of one registry.
+pub struct Env {
+    pub reg: Arc<dyn Registry>,
+    pub cp: Arc<dyn ControlPlane>,
+    pub backend: Backend,
+}
+
+impl Env {
+    pub async fn redis() -> Env {
+        let redis = TestRedis::start().await;
+        let url = redis.url();
+        let reg = RedisRegistry::connect(&url, "").await.expect("registry");
+        let cp = RedisControlPlane::connect(&url, "").await.expect("cp");
+        Env {
+            reg: Arc::new(reg),
+            cp: Arc::new(cp),
+            backend: Backend::Redis(redis),
+        }
+    }
+
+    pub async fn embedded() -> Env {
+        let reg = EmbeddedRegistry::new();
+        Env {
+            reg: Arc::new(reg.clone()),
+            cp: Arc::new(reg.clone()),
+            backend: Backend::Embedded(reg),
+        }
+    }
+
+    pub async fn socket() -> Env {
+        let reg = EmbeddedRegistry::new();
+        let dir = TempDir::new("embedded");
+        let server = EmbeddedServer::bind(dir.path().join("registry.sock"), reg.clone())
+            .await
+            .expect("bind");
+        let cp = SocketControlPlane::connect(&server.url())
+            .await
+            .expect("connect");
+        Env {
+            reg: Arc::new(reg.clone()),
+            cp: Arc::new(cp),
+            backend: Backend::Socket(reg, server, dir),
+        }
+    }
+
+    /// A worker's free slots while in its pool's placement: the zset score in Redis.
+    pub async fn score(&self, pool: &str, p: &ProcessId) -> Option<i64> {
+        match &self.backend {
+            Backend::Redis(redis) => {
+                let key = format!("pool:{pool}:processes");
+                let s: Option<f64> = redis.conn().await.zscore(key, p.as_str()).await.unwrap();
+                s.map(|s| s as i64)
+            }
+            Backend::Embedded(reg) | Backend::Socket(reg, ..) => reg.state().free_slots(pool, p),
+        }
+    }
+
+    /// Registers a fake worker of `pool` with room for `max_agents`.
+    pub async fn worker(&self, pool: &str, max_agents: u32) -> ProcessId {
+        let p = worker_process(pool, max_agents);
+        self.cp.register(&p).await.expect("register");
+        p.process_id
+    }
+
+    /// Reserves a slot for a fresh agent.
+    pub async fn reserve(&self, pool: &str, placement: Placement) -> (AgentId, Option<ProcessId>) {
+        let r = reservation(pool, placement);
+        let picked = self.reg.reserve(&r).await.expect("reserve");
+        (r.agent_id, picked)
+    }
+
+    /// Reserves a slot for a fresh agent and insists that one was found.
+    pub async fn place(&self, pool: &str) -> (AgentId, ProcessId) {
+        let (a, p) = self.reserve(pool, Placement::Pack).await;
+        (a, p.expect("a free slot"))
+    }
+
+    /// The ids of a pool's agents.
+    pub async fn pool_agents(&self, pool: &str) -> BTreeSet<String> {
+        let agents = self.reg.agents(&[pool.to_owned()]).await.unwrap();
+        agents.iter().map(|a| a.agent_id.to_string()).collect()
+    }
+
+    /// The slot invariant: while in placement, a worker's score is `max_agents - agent_count`;
+    /// out of placement it has none. Returns the worker's agent count.
+    pub async fn assert_slots(&self, pool: &str, p: &ProcessId, in_placement: bool) -> u32 {
+        let w = self.reg.process(p).await.unwrap().expect("registered");
+        let expected = in_placement.then(|| i64::from(w.max_agents) - i64::from(w.agent_count));
+        assert_eq!(self.score(pool, p).await, expected, "score of {p}");
+        w.agent_count
+    }
+}
+
+/// A worker as it registers itself; `last_heartbeat` and `status` are left for the registry.
+pub fn worker_process(pool: &str, max_agents: u32) -> WorkerProcess {
+    WorkerProcess {
+        process_id: ProcessId::new(),
+        pool_name: pool.to_owned(),
+        pid: 4242,
+        host: "test-host".to_owned(),
+        max_agents,
+        agent_count: 0,
+        status: ProcessState::Starting,
+        started_at: agentpool_types::now_rfc3339(),
+        last_heartbeat: String::new(),
+        rss_bytes: 0,
+        cpu_percent: 0.0,
+    }
+}
+
+/// A reservation of a fresh agent.
+pub fn reservation(pool: &str, placement: Placement) -> Reservation {
+    Reservation {
+        agent_id: AgentId::new(),
+        pool: pool.to_owned(),
+        placement,
+        role: "echo".to_owned(),
+        name: "tester".to_owned(),
+        metadata: r#"{"k":1}"#.to_owned(),
+        move_from: None,
+        must_exist: false,
+        restart: None,
+    }
+}
+
+pub fn set(ids: &[&AgentId]) -> BTreeSet<String> {
+    ids.iter().map(|a| a.to_string()).collect()
+}
+
+pub fn id_set(ids: &[AgentId]) -> BTreeSet<String> {
+    ids.iter().map(|a| a.to_string()).collect()
+}
+
+/// One test per setup from one body: `both!(name, body)` where `body` is an
+/// `async fn(Env)`. Tests that race (`flavor = "multi_thread"`) pass `multi` first.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:path) => {
+        $crate::both!(@ $name, $body, tokio::test);
+    };
+    (multi $name:ident, $body:path) => {
+        $crate::both!(@ $name, $body, tokio::test(flavor = "multi_thread", worker_threads = 4));
+    };
+    (@ $name:ident, $body:path, $($attr:tt)*) => {
+        mod $name {
+            use super::*;
+            #[$($attr)*]
+            async fn redis() {
+                $body($crate::common::Env::redis().await).await;
+            }
+            #[$($attr)*]
+            async fn embedded() {
+                $body($crate::common::Env::embedded().await).await;
+            }
+            #[$($attr)*]
+            async fn socket() {
+                $body($crate::common::Env::socket().await).await;
+            }
+        }
+    };
+}

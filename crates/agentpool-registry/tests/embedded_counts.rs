@@ -1,0 +1,119 @@
+//! The master's bookkeeping reads on every backend: `init_pools`, `pool_counts`, listings,
+//! `stale` and `try_lock`.
+
+#[path = "embedded_common/mod.rs"]
+mod common;
+
+use agentpool_registry::PoolCounts;
+use agentpool_testkit::{wait_for, wait_until};
+use common::{Env, WAIT};
+use std::time::Duration;
+
+async fn counts(env: Env) {
+    assert_eq!(
+        env.reg.init_pools(&["a".into(), "b".into()]).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        env.reg.init_pools(&["a".into(), "c".into()]).await.unwrap(),
+        1
+    );
+    // Pool "a": a draining worker holding an agent, one with three agents, an empty one.
+    let draining = env.worker("a", 10).await;
+    assert_eq!(env.place("a").await.1, draining);
+    env.reg.drain(&draining, false).await.unwrap().unwrap();
+    let w1 = env.worker("a", 10).await;
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        let (a, p) = env.place("a").await;
+        assert_eq!(p, w1);
+        agents.push(a);
+    }
+    env.worker("a", 10).await;
+    env.worker("b", 4).await;
+    let pools: Vec<(String, u32)> = vec![("a".into(), 10), ("b".into(), 4), ("empty".into(), 3)];
+    let row = |pool: &str, n, total, free, agents, active| PoolCounts {
+        pool: pool.into(),
+        process_count: n,
+        total_capacity: total,
+        available_capacity: free,
+        agent_count: agents,
+        active_worker_processes: active,
+    };
+    assert_eq!(
+        env.reg.pool_counts(&pools).await.unwrap(),
+        vec![
+            row("a", 2, 20, 17, 4, 1),
+            row("b", 1, 4, 4, 0, 0),
+            row("empty", 0, 0, 0, 0, 0)
+        ]
+    );
+    for a in &agents {
+        env.reg.release(a).await.unwrap().unwrap();
+    }
+    let got = env.reg.pool_counts(&pools[..1]).await.unwrap();
+    assert_eq!(got, vec![row("a", 2, 20, 20, 1, 0)]);
+    assert!(env.reg.pool_counts(&[]).await.unwrap().is_empty());
+
+    let procs = env.reg.processes().await.unwrap();
+    assert_eq!(procs.len(), 4);
+    assert!(procs.windows(2).all(|w| w[0].process_id < w[1].process_id));
+    assert_eq!(
+        env.reg
+            .agents(&["a".into(), "b".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+both!(pool_counts_add_up_the_registry, counts);
+
+async fn stale(env: Env) {
+    let p = env.worker("dev", 10).await;
+    let q = env.worker("dev", 10).await;
+    let fresh = env.reg.stale(Duration::from_secs(60)).await.unwrap();
+    assert_eq!((fresh.total, fresh.stale), (2, vec![]));
+    let timeout = Duration::from_millis(50);
+    wait_until("both workers stale", WAIT, || async {
+        env.reg.stale(timeout).await.unwrap().stale.len() == 2
+    })
+    .await;
+    env.cp.heartbeat(&p, 0, 0.0).await.unwrap();
+    let s = env.reg.stale(Duration::from_secs(30)).await.unwrap();
+    assert!(s.stale.is_empty(), "{s:?}");
+    // Oldest first: q, whose last heartbeat is older, leads whether or not p is stale yet.
+    let s = wait_for("q stale again", WAIT, || async {
+        let s = env.reg.stale(timeout).await.unwrap();
+        s.stale.contains(&q).then_some(s)
+    })
+    .await;
+    assert_eq!((s.total, s.stale.first()), (2, Some(&q)));
+}
+both!(stale_lists_workers_without_a_recent_heartbeat, stale);
+
+async fn locks(env: Env) {
+    let long = Duration::from_secs(60);
+    assert!(env.reg.try_lock("reaper", "m1", long).await.unwrap());
+    assert!(!env.reg.try_lock("reaper", "m2", long).await.unwrap());
+    assert!(
+        env.reg.try_lock("reaper", "m1", long).await.unwrap(),
+        "renewal"
+    );
+    assert!(env.reg.try_lock("other", "m2", long).await.unwrap());
+    // A short lease lapses, and then another holder takes it.
+    assert!(
+        env.reg
+            .try_lock("short", "m1", Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    assert!(!env.reg.try_lock("short", "m2", long).await.unwrap());
+    wait_until("the lease to lapse", WAIT, || async {
+        env.reg.try_lock("short", "m2", long).await.unwrap()
+    })
+    .await;
+    assert!(!env.reg.try_lock("short", "m1", long).await.unwrap());
+    assert!(env.reg.ping().await.unwrap() < Duration::from_secs(2));
+}
+both!(try_lock_takes_renews_and_expires, locks);
