@@ -16,6 +16,18 @@ pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 /// The SQLite file used when no database URL is configured, inside the data directory.
 pub const SQLITE_FILE: &str = "agentpool.sqlite";
 
+/// The file name of the embedded registry's socket, inside the data directory.
+pub const SOCKET_FILE: &str = "agentpool.sock";
+
+/// Where the live registry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Redis at `redis_url`; workers outlive the master.
+    Redis,
+    /// In the master's memory; workers reach it over a Unix socket and stop with the master.
+    Embedded,
+}
+
 /// Where desired state and history are kept.
 #[derive(Clone, Debug)]
 pub enum StoreConfig {
@@ -31,6 +43,7 @@ pub enum StoreConfig {
 /// Everything the master needs to run.
 #[derive(Clone, Debug)]
 pub struct MasterConfig {
+    pub backend: Backend,
     pub redis_url: String,
     /// Put in front of every Redis key, so several clusters can share one Redis.
     pub key_prefix: String,
@@ -58,9 +71,24 @@ pub struct MasterConfig {
 }
 
 impl MasterConfig {
+    /// The embedded registry's socket: absolute, since workers may run from anywhere.
+    pub fn socket_path(&self) -> PathBuf {
+        let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        dir.join(SOCKET_FILE)
+    }
+
+    /// What workers are told to connect to.
+    pub fn control_url(&self) -> String {
+        match self.backend {
+            Backend::Redis => self.redis_url.clone(),
+            Backend::Embedded => agentpool_registry::embedded::socket_url(&self.socket_path()),
+        }
+    }
+
     /// A config with defaults for everything but where Redis is and which pools exist.
     pub fn new(redis_url: &str, worker_exe: PathBuf, pools: Vec<PoolSpec>) -> Self {
         Self {
+            backend: Backend::Redis,
             redis_url: redis_url.to_owned(),
             key_prefix: String::new(),
             data_dir: PathBuf::from("data"),

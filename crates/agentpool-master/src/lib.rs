@@ -41,11 +41,12 @@ pub use config::MasterConfig;
 pub use error::MasterError;
 pub use master::Master;
 
-use agentpool_registry::RegistryError;
+use agentpool_registry::embedded::{EmbeddedRegistry, EmbeddedServer};
 use agentpool_registry::redis::RedisRegistry;
+use agentpool_registry::{Registry, RegistryError};
 use agentpool_store::{Store, StoreError, connect_postgres, connect_sqlite};
 use agentpool_types::mask_url;
-use config::StoreConfig;
+use config::{Backend, StoreConfig};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -60,20 +61,41 @@ pub async fn run(
     config: MasterConfig,
     shutdown: CancellationToken,
 ) -> Result<(), MasterError> {
-    let Some(registry) = connect_registry(&config, &shutdown).await? else {
-        return Ok(());
+    let (registry, server): (Arc<dyn Registry>, _) = match config.backend {
+        Backend::Redis => {
+            let Some(registry) = connect_registry(&config, &shutdown).await? else {
+                return Ok(());
+            };
+            (Arc::new(registry), None)
+        }
+        Backend::Embedded => {
+            let registry = EmbeddedRegistry::new();
+            let path = config.socket_path();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let server = EmbeddedServer::bind(&path, registry.clone()).await?;
+            tracing::info!(socket = %path.display(), "embedded registry: workers connect over a Unix socket");
+            (Arc::new(registry), Some(server))
+        }
     };
     let Some(store) = connect_store(&config, &shutdown).await? else {
         return Ok(());
     };
     store.upsert_pools(&config.pools).await?;
-    let master = Arc::new(Master::new(config, Arc::new(registry), store));
+    let master = Arc::new(Master::new(config, registry, store));
+    let mut server = server;
+    if let Some(closed) = server.as_mut().and_then(EmbeddedServer::take_closed) {
+        tokio::spawn(master.clone().reap_on_disconnect(closed));
+    }
     master.registry.init_pools(master.pool_names()).await?;
     let events = master.registry.events().await?;
     tokio::spawn(master.clone().pump_events(events));
-    let adopted = master.adopt_workers().await?;
-    if adopted > 0 {
-        tracing::info!(adopted, "took over the workers of a previous master");
+    if master.config.backend == Backend::Redis {
+        let adopted = master.adopt_workers().await?;
+        if adopted > 0 {
+            tracing::info!(adopted, "took over the workers of a previous master");
+        }
     }
     master.start_minimum();
     tokio::spawn(master.clone().reap_loop());
@@ -92,6 +114,7 @@ pub async fn run(
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     master.shutdown().await;
+    drop(server);
     Ok(())
 }
 
@@ -161,7 +184,8 @@ impl Master {
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         let workers = self.workers.all();
-        if self.config.stop_workers_on_exit {
+        // Embedded workers cannot outlive the registry they live in.
+        if self.config.stop_workers_on_exit || self.config.backend == Backend::Embedded {
             tracing::info!(workers = workers.len(), "stopping workers");
             let stops = workers.iter().map(|(id, _)| self.stop_worker(id));
             futures::future::join_all(stops).await;

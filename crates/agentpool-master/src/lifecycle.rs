@@ -122,6 +122,34 @@ impl Master {
         }
     }
 
+    /// Embedded mode: a worker's socket closing means it died; reap it without waiting for
+    /// its heartbeat to go stale (its exit, if it is our child, is seen too; reaping twice is
+    /// harmless).
+    pub async fn reap_on_disconnect(
+        self: Arc<Self>,
+        mut closed: tokio::sync::mpsc::UnboundedReceiver<ProcessId>,
+    ) {
+        while let Some(id) = closed.recv().await {
+            if self
+                .workers
+                .get(&id)
+                .is_some_and(|w| w.state == WorkerState::Stopping)
+            {
+                continue;
+            }
+            match self.registry.reap(&id, ReapMode::Orphan).await {
+                Ok(orphans) if !orphans.is_empty() => {
+                    tracing::warn!(process_id = %id, agents = orphans.len(), "worker connection closed: reaped");
+                    self.reschedule(orphans, &id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(process_id = %id, error = %e, "cannot reap disconnected worker")
+                }
+            }
+        }
+    }
+
     /// Asks a worker to exit (SIGTERM to its group), waits up to the grace period, then
     /// SIGKILLs the group. Returns once the worker is gone from the registry.
     pub async fn stop_worker(&self, id: &ProcessId) {

@@ -36,7 +36,7 @@ pub fn spawn(config: &MasterConfig, pool: &PoolSpec, id: &ProcessId) -> std::io:
         .arg("worker")
         .args(["--pool", &pool.name])
         .args(["--process-id", id.as_str()])
-        .args(["--control", &config.redis_url])
+        .args(["--control", &config.control_url()])
         .args(["--key-prefix", &config.key_prefix])
         .args(["--max-agents", &pool.max_agents_per_process.to_string()])
         .args(["--heartbeat-ms", &millis(config.heartbeat_interval)])

@@ -24,6 +24,7 @@ pub use config::WorkerConfig;
 pub use error::WorkerError;
 
 use agentpool_registry::ControlPlane;
+use agentpool_registry::embedded::{SocketControlPlane, is_embedded_url};
 use agentpool_registry::redis::RedisControlPlane;
 use agentpool_types::{Event, EventKind, ProcessState, WorkerProcess};
 use host::AgentHost;
@@ -63,7 +64,8 @@ pub fn run(config: WorkerConfig) -> Result<Exit, WorkerError> {
 }
 
 async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<Exit, WorkerError> {
-    let control: Arc<dyn ControlPlane> = Arc::new(connect(&config).await?);
+    let control = connect(&config).await?;
+    let embedded = is_embedded_url(&config.control_url);
     // Subscribe before registering: a spawn command can follow the registration at once.
     let commands = control.commands(&config.pool, &config.process_id).await?;
     let host = AgentHost::new(&config, control.clone(), agents);
@@ -77,7 +79,17 @@ async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<E
         control.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(commands::run(commands, host.clone(), shutdown.clone()));
+    let until = shutdown.clone();
+    let command_host = host.clone();
+    tokio::spawn(async move {
+        commands::run(commands, command_host, until.clone()).await;
+        // The embedded registry lives in the master: when its socket closes the master is
+        // gone, and its workers go with it.
+        if embedded && !until.is_cancelled() {
+            tracing::warn!("master connection closed: stopping");
+            until.cancel();
+        }
+    });
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
     let exit = heartbeat.await.unwrap_or(Exit::Shutdown);
@@ -101,11 +113,21 @@ async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<E
     Ok(exit)
 }
 
-async fn connect(config: &WorkerConfig) -> Result<RedisControlPlane, WorkerError> {
+async fn connect(config: &WorkerConfig) -> Result<Arc<dyn ControlPlane>, WorkerError> {
     let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
     let mut delay = Duration::from_millis(50);
     loop {
-        match RedisControlPlane::connect(&config.control_url, &config.key_prefix).await {
+        let url = &config.control_url;
+        let attempt: Result<Arc<dyn ControlPlane>, _> = if is_embedded_url(url) {
+            SocketControlPlane::connect(url)
+                .await
+                .map(|c| Arc::new(c) as _)
+        } else {
+            RedisControlPlane::connect(url, &config.key_prefix)
+                .await
+                .map(|c| Arc::new(c) as _)
+        };
+        match attempt {
             Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, "registry unreachable, retrying");

@@ -1,7 +1,7 @@
 //! The one place that reads configuration: the TOML file, then the environment over it.
 
 use agentpool_master::MasterConfig;
-use agentpool_master::config::{SQLITE_FILE, StoreConfig};
+use agentpool_master::config::{Backend, SQLITE_FILE, StoreConfig};
 use agentpool_types::PoolSpec;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -49,14 +49,34 @@ struct FileConfig {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub master: MasterConfig,
+    /// Why this backend: for the startup log and `agentpool info`.
+    pub backend_reason: String,
+    /// Where the config came from.
+    pub origin: String,
 }
 
-/// Reads `path` (or the default file), then applies the environment and `listen_flag`.
-pub fn load(
-    path: Option<&Path>,
-    listen_flag: Option<&str>,
-    stop_workers: bool,
-) -> Result<ServeConfig> {
+/// `--backend`: where the live registry is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// Redis when a Redis URL is configured (REDIS_URL or `redis_url`), embedded otherwise.
+    #[default]
+    Auto,
+    Redis,
+    Embedded,
+}
+
+/// The flags that shape the configuration.
+#[derive(Debug, Default)]
+pub struct Flags<'a> {
+    pub config: Option<&'a Path>,
+    pub listen: Option<&'a str>,
+    pub stop_workers: bool,
+    pub backend: BackendChoice,
+}
+
+/// Reads the config file (or the default one), then applies the environment and the flags.
+pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
+    let (path, listen_flag, stop_workers) = (flags.config, flags.listen, flags.stop_workers);
     let (text, origin) = read_file(path)?;
     let file: FileConfig =
         toml::from_str(&text).with_context(|| format!("invalid config file {origin}"))?;
@@ -72,8 +92,27 @@ pub fn load(
             "listen address {listen_text:?} (--listen, {ENV_LISTEN} or `listen`) is not host:port"
         )
     })?;
-    let redis_url = env(ENV_REDIS_URL)
-        .or(file.redis_url)
+    let configured_redis = env(ENV_REDIS_URL)
+        .map(|u| (u, ENV_REDIS_URL.to_owned()))
+        .or(file
+            .redis_url
+            .map(|u| (u, format!("`redis_url` in {origin}"))));
+    let (backend, backend_reason) = match (flags.backend, &configured_redis) {
+        (BackendChoice::Redis, _) => (Backend::Redis, "--backend redis".to_owned()),
+        (BackendChoice::Embedded, _) => (Backend::Embedded, "--backend embedded".to_owned()),
+        (BackendChoice::Auto, Some((_, from))) => (
+            Backend::Redis,
+            format!("auto: a Redis URL is configured ({from})"),
+        ),
+        (BackendChoice::Auto, None) => (
+            Backend::Embedded,
+            format!(
+                "auto: no Redis URL configured ({ENV_REDIS_URL} unset, no `redis_url` in {origin})"
+            ),
+        ),
+    };
+    let redis_url = configured_redis
+        .map(|(u, _)| u)
         .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
     let exe =
         std::env::current_exe().context("cannot resolve this binary's path to start workers")?;
@@ -92,6 +131,7 @@ pub fn load(
     }
 
     let mut m = MasterConfig::new(&redis_url, exe, file.pools);
+    m.backend = backend;
     m.key_prefix = file.key_prefix.unwrap_or_default();
     m.data_dir = env(ENV_DATA_DIR)
         .map(PathBuf::from)
@@ -122,7 +162,12 @@ pub fn load(
     if m.heartbeat_interval.is_zero() || m.heartbeat_timeout <= m.heartbeat_interval {
         bail!("config {origin}: heartbeat_timeout_ms must exceed heartbeat_interval_ms > 0");
     }
-    Ok(ServeConfig { listen, master: m })
+    Ok(ServeConfig {
+        listen,
+        master: m,
+        backend_reason,
+        origin,
+    })
 }
 
 fn read_file(path: Option<&Path>) -> Result<(String, String)> {

@@ -18,15 +18,21 @@ pub struct ServeArgs {
     /// agents, and the next master adopts them.
     #[arg(long)]
     stop_workers: bool,
+    /// Where the live registry is: redis, embedded (in this process; no Redis needed), or
+    /// auto: Redis when REDIS_URL or `redis_url` is set, embedded otherwise.
+    #[arg(long, value_enum, default_value_t = config::BackendChoice::Auto)]
+    backend: config::BackendChoice,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
     telemetry::init();
-    let cfg = config::load(
-        args.config.as_deref(),
-        args.listen.as_deref(),
-        args.stop_workers,
-    )?;
+    let cfg = config::load(&config::Flags {
+        config: args.config.as_deref(),
+        listen: args.listen.as_deref(),
+        stop_workers: args.stop_workers,
+        backend: args.backend,
+    })?;
+    tracing::info!(backend = ?cfg.master.backend, reason = %cfg.backend_reason, config = %cfg.origin, "starting master");
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
