@@ -28,6 +28,29 @@ pub enum Backend {
     Embedded,
 }
 
+impl std::fmt::Display for StoreConfig {
+    /// Where the store is, with passwords masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use agentpool_types::mask_url;
+        match self {
+            StoreConfig::Sqlite(path) => write!(f, "sqlite {}", path.display()),
+            StoreConfig::Postgres {
+                direct,
+                runtime: None,
+            } => write!(f, "postgres {}", mask_url(direct)),
+            StoreConfig::Postgres {
+                direct,
+                runtime: Some(r),
+            } => write!(
+                f,
+                "postgres {} (migrations), via pgbouncer {}",
+                mask_url(direct),
+                mask_url(r)
+            ),
+        }
+    }
+}
+
 /// Where desired state and history are kept.
 #[derive(Clone, Debug)]
 pub enum StoreConfig {

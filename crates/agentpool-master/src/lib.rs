@@ -152,6 +152,16 @@ async fn connect_store(
     }
 }
 
+/// Opens the configured store once (migrations included).
+pub async fn open_store(store: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    match store {
+        StoreConfig::Sqlite(path) => connect_sqlite(path).await.map(|s| Arc::new(s) as _),
+        StoreConfig::Postgres { direct, runtime } => connect_postgres(direct, runtime.as_deref())
+            .await
+            .map(|s| Arc::new(s) as _),
+    }
+}
+
 /// Connects to Redis, retrying with backoff while it is down. `None` if shutdown came first.
 async fn connect_registry(
     config: &MasterConfig,

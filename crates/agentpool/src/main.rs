@@ -6,11 +6,15 @@
 //! - `worker`: runs one worker process.
 //! - `cli`: client subcommands over the REST API.
 //! - `bench`: benchmarks against a running master.
+//! - `info`: the mode `serve` would pick and why, Redis reachability, store, pools.
+//! - `cleanup`: stale registry entries and old history removed.
 //! - `telemetry`: logging.
 
 mod bench;
+mod cleanup;
 mod cli;
 mod config;
+mod info;
 mod serve;
 mod telemetry;
 mod worker;
@@ -41,6 +45,10 @@ enum Cmd {
     /// Measure a running master against the DESIGN targets.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Show the mode `serve` would run in and why, Redis, the store and the pools.
+    Info(info::InfoArgs),
+    /// Remove stale registry entries and history older than the retention period.
+    Cleanup(cleanup::CleanupArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,12 @@ fn main() -> ExitCode {
             .map(ok),
         Cmd::Bench(b) => client_runtime()
             .and_then(|rt| rt.block_on(bench::run(b)))
+            .map(ok),
+        Cmd::Info(a) => client_runtime()
+            .and_then(|rt| rt.block_on(info::run(a)))
+            .map(ok),
+        Cmd::Cleanup(a) => client_runtime()
+            .and_then(|rt| rt.block_on(cleanup::run(a)))
             .map(ok),
     };
     result.unwrap_or_else(|e| {

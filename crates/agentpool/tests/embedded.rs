@@ -238,3 +238,88 @@ async fn a_redis_url_at_a_dead_port_is_an_error_not_embedded_mode() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+fn agentpool(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentpool"));
+    cmd.args(args).env_remove("REDIS_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run agentpool");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn info_says_which_mode_auto_picks_and_why() {
+    let data = TempDir::new("agentpool-info");
+    let dir = data.path().display().to_string();
+    let text = agentpool(&["info"], &[("AGENTPOOL_DATA_DIR", &dir)]);
+    assert!(
+        text.contains("mode:      embedded (auto: no Redis URL configured"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("store:     sqlite {dir}/agentpool.sqlite")),
+        "{text}"
+    );
+    assert!(text.contains("developer"), "lists the pools: {text}");
+
+    let port = agentpool_testkit::free_port();
+    let url = format!("redis://:secret@127.0.0.1:{port}");
+    let text = agentpool(
+        &["info"],
+        &[("AGENTPOOL_DATA_DIR", &dir), ("REDIS_URL", &url)],
+    );
+    assert!(
+        text.contains("mode:      redis (auto: a Redis URL is configured (REDIS_URL))"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("redis://:***@127.0.0.1:{port} (unreachable")),
+        "{text}"
+    );
+    assert!(!text.contains("secret"), "the password is masked: {text}");
+}
+
+#[tokio::test]
+async fn cleanup_removes_old_history_and_says_what() {
+    let mut e = Embedded::start().await;
+    let (status, placed) = e
+        .master()
+        .post("/api/v1/pools/p/agents", json!({"count": 3}))
+        .await;
+    assert_eq!(status, 201);
+    for a in placed.as_array().unwrap() {
+        let id = a["agent_id"].as_str().unwrap();
+        assert_eq!(
+            e.master().delete(&format!("/api/v1/agents/{id}")).await.0,
+            200
+        );
+    }
+    assert!(e.masters.last_mut().unwrap().terminate().await.success());
+
+    let dir = e.data.path().display().to_string();
+    let env = [("AGENTPOOL_DATA_DIR", dir.as_str())];
+    let first = agentpool(&["cleanup", "--retention-days", "0"], &env);
+    let removed = |text: &str| -> u64 {
+        let at = text.find("removed ").expect("a report") + "removed ".len();
+        text[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        removed(&first) >= 3 * 2,
+        "spawned and terminated events of 3 agents: {first}"
+    );
+    assert!(first.contains("3 stopped agents"), "{first}");
+    let second = agentpool(&["cleanup", "--retention-days", "0"], &env);
+    assert_eq!(removed(&second), 0, "{second}");
+}
