@@ -105,12 +105,9 @@ impl Master {
                     tokio::time::sleep(after).await;
                 }
                 self.restarts.record(id);
-                let process = self.move_agent(id, None).await?;
-                self.record(Update::event(
-                    id,
-                    AgentEventKind::Rescheduled,
-                    format!("to worker {process}"),
-                ));
+                self.move_agent(id, None).await?;
+                self.record_restart(id, Some(AgentEventKind::Rescheduled), None)
+                    .await;
                 Ok(())
             }
         }

@@ -70,6 +70,12 @@ pub enum EventKind {
         process_id: ProcessId,
         error: String,
     },
+    /// The agent failed and its worker restarts it in place, by its restart policy.
+    AgentRestarting {
+        agent_id: AgentId,
+        process_id: ProcessId,
+        error: String,
+    },
 }
 
 impl Command {
@@ -98,7 +104,8 @@ impl Event {
             | EventKind::ProcessStopped { process_id } => process_id.as_str(),
             EventKind::AgentStarted { agent_id, .. }
             | EventKind::AgentStopped { agent_id, .. }
-            | EventKind::AgentFailed { agent_id, .. } => agent_id.as_str(),
+            | EventKind::AgentFailed { agent_id, .. }
+            | EventKind::AgentRestarting { agent_id, .. } => agent_id.as_str(),
         }
     }
 }

@@ -265,6 +265,12 @@ impl AgentHost {
             tracing::warn!(agent_id = %id, ?error, ?after, "agent ended; restarting it in place");
             self.write(&id, AgentState::Restarting, error.as_deref(), epoch, true)
                 .await;
+            self.emit(EventKind::AgentRestarting {
+                agent_id: id.clone(),
+                process_id: self.process_id.clone(),
+                error: error.clone().unwrap_or_default(),
+            })
+            .await;
             restarts.push_back(Instant::now());
             tokio::select! {
                 _ = tokio::time::sleep(after) => {}

@@ -143,6 +143,20 @@ async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() 
     let log = common::worker_logs(&c);
     assert_eq!(log.matches("restarting it in place").count(), 3, "{log}");
     assert!(log.contains("quarantined"));
+    // The history says the same, from the store.
+    let id = agent["agent_id"].as_str().unwrap().to_owned();
+    let events = wait_for("the quarantine in the history", WAIT, || async {
+        let (_, list) = c.master.get(&format!("/api/v1/agents/{id}/events")).await;
+        let kinds: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+            .collect();
+        kinds.contains(&"quarantined".to_owned()).then_some(kinds)
+    })
+    .await;
+    assert_eq!(events.iter().filter(|e| *e == "restarted").count(), 3, "{events:?}");
     // A quarantined agent stays put: the worker's reconcile does not start it again.
     assert_eq!(worker_pids(&c.redis.url()).len(), 1);
 }
