@@ -5,12 +5,10 @@
 //! it is still stopped through its process group and drained like any other.
 
 use crate::master::Master;
-use crate::workers::{WorkerInfo, WorkerState};
 use agentpool_types::ProcessId;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// How often an adopted worker's pid is checked.
 const PID_POLL: Duration = Duration::from_millis(100);
@@ -43,24 +41,14 @@ impl Master {
     }
 
     fn adopt_pid(self: &Arc<Self>, id: ProcessId, pool: &str, pid: u32) {
-        let (exited_tx, exited) = watch::channel(false);
-        let info = WorkerInfo {
-            pool: pool.to_owned(),
-            pid,
-            state: WorkerState::Running,
-            exited,
-        };
-        self.workers.insert(id.clone(), info);
-        let master = self.clone();
-        self.tasks.spawn(async move {
-            while is_worker(pid, &id) {
+        let watched = id.clone();
+        self.watch_worker(id, pool, pid, async move {
+            while is_worker(pid, &watched) {
                 tokio::time::sleep(PID_POLL).await;
             }
-            let status = Err(std::io::Error::other(
+            Err(std::io::Error::other(
                 "adopted worker exited; status unknown",
-            ));
-            master.on_exit(&id, status).await;
-            let _ = exited_tx.send(true);
+            ))
         });
     }
 }

@@ -83,6 +83,15 @@ impl Master {
 
     /// Records a registered worker and hands its `Child` to a monitor task.
     fn adopt_child(self: &Arc<Self>, id: ProcessId, pool: &str, pid: u32, mut child: Child) {
+        self.watch_worker(id, pool, pid, async move { child.wait().await });
+    }
+
+    /// Records a running worker and watches `exit`, which resolves when the process is gone:
+    /// the exit is then handled (expected, or a crash to reap) and announced to waiters.
+    pub(crate) fn watch_worker<F>(self: &Arc<Self>, id: ProcessId, pool: &str, pid: u32, exit: F)
+    where
+        F: std::future::Future<Output = std::io::Result<ExitStatus>> + Send + 'static,
+    {
         let (exited_tx, exited) = watch::channel(false);
         let info = WorkerInfo {
             pool: pool.to_owned(),
@@ -93,7 +102,7 @@ impl Master {
         self.workers.insert(id.clone(), info);
         let master = self.clone();
         self.tasks.spawn(async move {
-            let status = child.wait().await;
+            let status = exit.await;
             master.on_exit(&id, status).await;
             let _ = exited_tx.send(true);
         });

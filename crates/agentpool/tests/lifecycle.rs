@@ -156,7 +156,11 @@ async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() 
         kinds.contains(&"quarantined".to_owned()).then_some(kinds)
     })
     .await;
-    assert_eq!(events.iter().filter(|e| *e == "restarted").count(), 3, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| *e == "restarted").count(),
+        3,
+        "{events:?}"
+    );
     // A quarantined agent stays put: the worker's reconcile does not start it again.
     assert_eq!(worker_pids(&c.redis.url()).len(), 1);
 }
