@@ -16,7 +16,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 /// Name of the lock that makes one master the reaper.
 const REAPER_LOCK: &str = "reaper";
-/// The guard only applies from this many workers on: one stale worker of one is just dead.
+/// "Most" applies from this many workers on; below it, only "all of them" (from two) pauses:
+/// one stale worker of one is just dead.
 const MASS_STALE_MIN_WORKERS: u64 = 3;
 
 /// What one reaper round found.
@@ -89,7 +90,9 @@ impl Master {
             return Ok(Round::NotReaper);
         }
         let Staleness { total, stale } = self.registry.stale(self.config.heartbeat_timeout).await?;
-        if total >= MASS_STALE_MIN_WORKERS && stale.len() as u64 * 2 > total {
+        let n = stale.len() as u64;
+        // All of two or more, or most of three or more: the cause is not the workers.
+        if total >= 2 && (n == total || (total >= MASS_STALE_MIN_WORKERS && n * 2 > total)) {
             return Ok(Round::Paused {
                 stale: stale.len(),
                 total,

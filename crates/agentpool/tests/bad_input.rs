@@ -307,9 +307,10 @@ fn cases(agent: &str, process: &str) -> Vec<Case> {
     list
 }
 
-#[tokio::test]
-async fn every_bad_input_gets_a_named_4xx_and_changes_nothing() {
-    let c = Cluster::start(config(10, 2, "")).await;
+both_backends!(every_bad_input_gets_a_named_4xx_and_changes_nothing: every_bad_input_gets_a_named_4xx_and_changes_nothing_redis, every_bad_input_gets_a_named_4xx_and_changes_nothing_embedded);
+
+async fn every_bad_input_gets_a_named_4xx_and_changes_nothing(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(10, 2, ""), &[]).await;
     // Some state to protect: one agent in one worker.
     let (status, agent) = spawn(&c.master, "p").await;
     assert_eq!(status, 201, "{agent}");
@@ -350,9 +351,10 @@ async fn every_bad_input_gets_a_named_4xx_and_changes_nothing() {
     }
 }
 
-#[tokio::test]
-async fn a_full_pool_answers_503_and_places_nothing() {
-    let c = Cluster::start(config(2, 1, "")).await;
+both_backends!(a_full_pool_answers_503_and_places_nothing: a_full_pool_answers_503_and_places_nothing_redis, a_full_pool_answers_503_and_places_nothing_embedded);
+
+async fn a_full_pool_answers_503_and_places_nothing(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(2, 1, ""), &[]).await;
     assert_eq!(spawn(&c.master, "p").await.0, 201);
 
     // All or nothing: one of these two fits, the other does not; neither stays.
@@ -379,10 +381,11 @@ async fn a_full_pool_answers_503_and_places_nothing() {
     assert_eq!(c.pool_row("p").await["state"], "full");
 }
 
+/// Redis only: a Redis outage.
 #[tokio::test]
 async fn redis_down_answers_503_naming_redis() {
     let mut c = Cluster::start(config(10, 2, "")).await;
-    c.redis.stop();
+    c.redis_mut().stop();
     for (what, answer) in [
         ("spawn", spawn(&c.master, "p").await),
         ("pools", c.master.get("/api/v1/pools").await),
@@ -395,7 +398,7 @@ async fn redis_down_answers_503_naming_redis() {
         assert!(text.contains("redis unavailable"), "{what}: {text}");
     }
     // Redis returns: the master serves again without a restart.
-    c.redis.restart().await;
+    c.redis_mut().restart().await;
     agentpool_testkit::wait_until("the master to reach redis again", common::WAIT, || async {
         c.master.get("/health").await.0 == 200
     })

@@ -6,9 +6,10 @@ mod common;
 use common::{Cluster, config, spawn};
 use std::collections::{HashMap, HashSet};
 
-#[tokio::test]
-async fn two_hundred_concurrent_spawns_never_overfill_a_worker() {
-    let c = Cluster::start(config(10, 40, "max_concurrent_starts = 4")).await;
+both_backends!(two_hundred_concurrent_spawns_never_overfill_a_worker: two_hundred_concurrent_spawns_never_overfill_a_worker_redis, two_hundred_concurrent_spawns_never_overfill_a_worker_embedded);
+
+async fn two_hundred_concurrent_spawns_never_overfill_a_worker(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(10, 40, "max_concurrent_starts = 4"), &[]).await;
     let requests = (0..200).map(|_| spawn(&c.master, "p"));
     let answers = futures::future::join_all(requests).await;
     let mut ids = HashSet::new();
@@ -23,7 +24,7 @@ async fn two_hundred_concurrent_spawns_never_overfill_a_worker() {
 
     let scores = c.scores("p").await;
     assert_eq!(scores.len(), 20, "200 agents / 10 per worker: {scores:?}");
-    let pids = agentpool_testkit::worker_pids(&c.redis.url());
+    let pids = agentpool_testkit::worker_pids(&c.control_url());
     assert_eq!(
         pids.len(),
         20,

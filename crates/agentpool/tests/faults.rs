@@ -8,7 +8,6 @@ use agentpool_testkit::{wait_for, wait_until, worker_pids};
 use common::{Cluster, WAIT, assignment, pool_config, spawn, worker_logs};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use redis::AsyncCommands;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -47,9 +46,10 @@ async fn pid_of(c: &Cluster, process_id: &str) -> i32 {
         .expect("worker listed")
 }
 
-#[tokio::test]
-async fn a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself() {
-    let c = Cluster::start(pool_config(10, 4, FAST, "")).await;
+both_backends!(a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself: a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself_redis, a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself_embedded);
+
+async fn a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself(backend: common::Backend) {
+    let c = Cluster::start_on(backend, pool_config(10, 4, FAST, ""), &[]).await;
     let (status, first) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 10}))
@@ -68,9 +68,10 @@ async fn a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself() {
                 .all(|a| a["status"] == "idle" && a["process_id"] != old.as_str())
     })
     .await;
-    let mut r = c.conn().await;
-    let exists: bool = r.exists(format!("process:{old}")).await.unwrap();
-    assert!(!exists, "the stopped worker was reaped");
+    assert!(
+        !c.is_registered(&old).await,
+        "the stopped worker was reaped"
+    );
 
     signal(pid, Signal::SIGCONT);
     wait_until("the resumed worker to exit by itself", WAIT, || async {
@@ -90,15 +91,16 @@ async fn a_stopped_worker_is_reaped_its_agents_move_and_it_fences_itself() {
     c.assert_pools_match_registry("p", 10).await;
 }
 
-#[tokio::test]
-async fn the_reaper_pauses_when_most_workers_go_stale_at_once() {
-    let c = Cluster::start(pool_config(2, 6, FAST, "")).await;
+both_backends!(the_reaper_pauses_when_most_workers_go_stale_at_once: the_reaper_pauses_when_most_workers_go_stale_at_once_redis, the_reaper_pauses_when_most_workers_go_stale_at_once_embedded);
+
+async fn the_reaper_pauses_when_most_workers_go_stale_at_once(backend: common::Backend) {
+    let c = Cluster::start_on(backend, pool_config(2, 6, FAST, ""), &[]).await;
     let (status, _) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 6}))
         .await;
     assert_eq!(status, 201);
-    let pids = worker_pids(&c.redis.url());
+    let pids = worker_pids(&c.control_url());
     assert_eq!(pids.len(), 3);
     for pid in &pids {
         signal(*pid, Signal::SIGSTOP);
@@ -136,6 +138,7 @@ async fn the_reaper_pauses_when_most_workers_go_stale_at_once() {
     c.assert_pools_match_registry("p", 2).await;
 }
 
+/// Redis only: a Redis outage.
 #[tokio::test]
 async fn redis_restarting_empty_loses_nothing() {
     let mut c = Cluster::start(pool_config(10, 6, FAST, "")).await;
@@ -150,12 +153,12 @@ async fn redis_restarting_empty_loses_nothing() {
         .iter()
         .map(|a| a["agent_id"].as_str().unwrap().to_owned())
         .collect();
-    let pids = worker_pids(&c.redis.url());
+    let pids = worker_pids(&c.control_url());
 
-    c.redis.stop();
+    c.redis_mut().stop();
     let (status, body) = spawn(&c.master, "p").await;
     assert_eq!(status, 503, "spawn during the outage: {body}");
-    c.redis.restart().await; // same port, empty
+    c.redis_mut().restart().await; // same port, empty
 
     wait_until("workers to re-register with every agent", WAIT, || async {
         let list = agents(&c).await;
@@ -167,7 +170,7 @@ async fn redis_restarting_empty_loses_nothing() {
     })
     .await;
     assert_eq!(
-        worker_pids(&c.redis.url()),
+        worker_pids(&c.control_url()),
         pids,
         "the same workers, never restarted"
     );
@@ -182,12 +185,13 @@ async fn redis_restarting_empty_loses_nothing() {
     assert_eq!(spawn(&c.master, "p").await.0, 201);
 }
 
-#[tokio::test]
-async fn idle_workers_are_drained_after_the_ttl_and_min_processes_holds() {
+both_backends!(idle_workers_are_drained_after_the_ttl_and_min_processes_holds: idle_workers_are_drained_after_the_ttl_and_min_processes_holds_redis, idle_workers_are_drained_after_the_ttl_and_min_processes_holds_embedded);
+
+async fn idle_workers_are_drained_after_the_ttl_and_min_processes_holds(backend: common::Backend) {
     let pool = "min_processes = 1\nidle_worker_ttl_secs = 1";
-    let c = Cluster::start(pool_config(5, 6, FAST, pool)).await;
+    let c = Cluster::start_on(backend, pool_config(5, 6, FAST, pool), &[]).await;
     wait_until("min_processes workers at boot", WAIT, || async {
-        worker_pids(&c.redis.url()).len() == 1
+        worker_pids(&c.control_url()).len() == 1
     })
     .await;
     let (status, placed) = c
@@ -195,7 +199,7 @@ async fn idle_workers_are_drained_after_the_ttl_and_min_processes_holds() {
         .post("/api/v1/pools/p/agents", json!({"count": 15}))
         .await;
     assert_eq!(status, 201);
-    assert_eq!(worker_pids(&c.redis.url()).len(), 3);
+    assert_eq!(worker_pids(&c.control_url()).len(), 3);
     for a in placed.as_array().unwrap() {
         let (status, _) = c
             .master
@@ -209,7 +213,7 @@ async fn idle_workers_are_drained_after_the_ttl_and_min_processes_holds() {
     wait_until(
         "idle workers to be stopped down to min_processes",
         WAIT,
-        || async { worker_pids(&c.redis.url()).len() == 1 && c.scores("p").await.len() == 1 },
+        || async { worker_pids(&c.control_url()).len() == 1 && c.scores("p").await.len() == 1 },
     )
     .await;
     assert!(
@@ -219,10 +223,11 @@ async fn idle_workers_are_drained_after_the_ttl_and_min_processes_holds() {
     c.assert_pools_match_registry("p", 5).await;
 }
 
-#[tokio::test]
-async fn chaos_kills_under_traffic_lose_and_duplicate_nothing() {
+both_backends!(chaos_kills_under_traffic_lose_and_duplicate_nothing: chaos_kills_under_traffic_lose_and_duplicate_nothing_redis, chaos_kills_under_traffic_lose_and_duplicate_nothing_embedded);
+
+async fn chaos_kills_under_traffic_lose_and_duplicate_nothing(backend: common::Backend) {
     let pool = "max_restarts = 1000";
-    let c = Cluster::start(pool_config(5, 40, FAST, pool)).await;
+    let c = Cluster::start_on(backend, pool_config(5, 40, FAST, pool), &[]).await;
     let (status, seed) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 20}))
@@ -322,11 +327,10 @@ async fn chaos_kills_under_traffic_lose_and_duplicate_nothing() {
         "every agent assigned exactly once, nothing else"
     );
     c.assert_pools_match_registry("p", 5).await;
-    let mut r = c.conn().await;
-    let registered: Vec<String> = r.zrange("processes:heartbeats", 0, -1).await.unwrap();
+    let registered = c.registered().await;
     assert_eq!(
         registered.len(),
-        worker_pids(&c.redis.url()).len(),
+        worker_pids(&c.control_url()).len(),
         "no dead worker left registered"
     );
     println!(

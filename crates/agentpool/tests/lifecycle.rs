@@ -14,6 +14,7 @@ fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
+/// Redis only: the fault injected is Redis refusing connections.
 #[tokio::test]
 async fn a_worker_that_does_not_register_in_time_is_killed_and_the_spawn_says_why() {
     let c = Cluster::start(config(10, 2, "worker_start_timeout_ms = 1500")).await;
@@ -50,7 +51,7 @@ async fn a_worker_that_does_not_register_in_time_is_killed_and_the_spawn_says_wh
         "quotes the worker's log: {message}"
     );
     wait_until("the unregistered worker to be gone", WAIT, || async {
-        worker_pids(&c.redis.url()).is_empty()
+        worker_pids(&c.control_url()).is_empty()
     })
     .await;
     // Once Redis takes connections again, nothing was written, and the same spawn works.
@@ -65,12 +66,13 @@ async fn a_worker_that_does_not_register_in_time_is_killed_and_the_spawn_says_wh
     assert_eq!(spawn(&c.master, "p").await.0, 201);
 }
 
-#[tokio::test]
-async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on() {
-    let c = Cluster::start(config(10, 2, "")).await;
+both_backends!(a_panicking_agent_is_marked_failed_and_its_worker_lives_on: a_panicking_agent_is_marked_failed_and_its_worker_lives_on_redis, a_panicking_agent_is_marked_failed_and_its_worker_lives_on_embedded);
+
+async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(10, 2, ""), &[]).await;
     let (status, healthy) = spawn(&c.master, "p").await;
     assert_eq!(status, 201, "{healthy}");
-    let pid = worker_pids(&c.redis.url())[0];
+    let pid = worker_pids(&c.control_url())[0];
 
     // `temporary`: no restart, so the panic leaves it `failed`.
     let body = json!({"pool": "p", "restart": "temporary", "config": {"fault": "panic"}});
@@ -105,13 +107,13 @@ async fn a_panicking_agent_is_marked_failed_and_its_worker_lives_on() {
     );
 }
 
-#[tokio::test]
-async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() {
-    let pool = "restart_backoff_ms = 50\nmax_restarts = 3\nrestart_period_secs = 60\n";
-    let c = Cluster::start(
-        config(10, 2, "").replace("max_processes = 2\n", &format!("max_processes = 2\n{pool}")),
-    )
-    .await;
+both_backends!(a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff: a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff_redis, a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff_embedded);
+
+async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff(
+    backend: common::Backend,
+) {
+    let pool = "restart_backoff_ms = 50\nmax_restarts = 3\nrestart_period_secs = 60";
+    let c = Cluster::start_on(backend, common::pool_config(10, 2, "", pool), &[]).await;
     let started = std::time::Instant::now();
     let body = json!({"pool": "p", "config": {"fault": "panic"}});
     let (status, body) = c.master.post("/api/v1/agents", body).await;
@@ -162,12 +164,13 @@ async fn a_crash_looping_agent_is_quarantined_after_max_restarts_with_backoff() 
         "{events:?}"
     );
     // A quarantined agent stays put: the worker's reconcile does not start it again.
-    assert_eq!(worker_pids(&c.redis.url()).len(), 1);
+    assert_eq!(worker_pids(&c.control_url()).len(), 1);
 }
 
-#[tokio::test]
-async fn draining_a_worker_moves_its_agents_then_stops_it() {
-    let c = Cluster::start(config(10, 4, "")).await;
+both_backends!(draining_a_worker_moves_its_agents_then_stops_it: draining_a_worker_moves_its_agents_then_stops_it_redis, draining_a_worker_moves_its_agents_then_stops_it_embedded);
+
+async fn draining_a_worker_moves_its_agents_then_stops_it(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(10, 4, ""), &[]).await;
     let (status, _) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 15}))
@@ -208,22 +211,24 @@ async fn draining_a_worker_moves_its_agents_then_stops_it() {
             .all(|a| a["process_id"] != victim.as_str())
     );
     assert!(c.assigned(&victim).await.is_empty());
-    let mut r = c.conn().await;
-    let exists: bool = r.exists(format!("process:{victim}")).await.unwrap();
-    assert!(!exists, "the drained worker left the registry");
+    assert!(
+        !c.is_registered(&victim).await,
+        "the drained worker left the registry"
+    );
     c.assert_pools_match_registry("p", 10).await;
 }
 
-#[tokio::test]
-async fn a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere() {
-    let c = Cluster::start(config(10, 4, "")).await;
+both_backends!(a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere: a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere_redis, a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere_embedded);
+
+async fn a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere(backend: common::Backend) {
+    let c = Cluster::start_on(backend, config(10, 4, ""), &[]).await;
     let (status, placed) = c
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 10}))
         .await;
     assert_eq!(status, 201);
     let old = placed[0]["process_id"].as_str().unwrap().to_owned();
-    let pid = worker_pids(&c.redis.url())[0];
+    let pid = worker_pids(&c.control_url())[0];
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
 
     let agents = wait_for("all 10 agents running in another worker", WAIT, || async {
@@ -240,12 +245,15 @@ async fn a_crashed_worker_is_reaped_at_once_and_its_agents_run_elsewhere() {
         agents.iter().all(|a| a["restarts"] == 1),
         "restarts counted once"
     );
-    let mut r = c.conn().await;
-    let exists: bool = r.exists(format!("process:{old}")).await.unwrap();
-    assert!(!exists, "the dead worker's keys are gone");
+    assert!(
+        !c.is_registered(&old).await,
+        "the dead worker's keys are gone"
+    );
     c.assert_pools_match_registry("p", 10).await;
 }
 
+/// Redis only: without `--stop-workers` Redis-mode workers outlive the master by design;
+/// embedded workers always stop with it (see embedded.rs).
 #[tokio::test]
 async fn sigterm_with_stop_workers_stops_them_and_cleans_the_registry() {
     let mut c = Cluster::start_with(config(10, 4, ""), &["--stop-workers"]).await;
@@ -254,7 +262,7 @@ async fn sigterm_with_stop_workers_stops_them_and_cleans_the_registry() {
         .post("/api/v1/pools/p/agents", json!({"count": 12}))
         .await;
     assert_eq!(status, 201);
-    let pids = worker_pids(&c.redis.url());
+    let pids = worker_pids(&c.control_url());
     assert_eq!(pids.len(), 2);
 
     let exit = c.master.terminate().await;
@@ -269,6 +277,8 @@ async fn sigterm_with_stop_workers_stops_them_and_cleans_the_registry() {
     assert_eq!(left, ["pools"], "only the pool list stays");
 }
 
+/// Redis only: the reap is done from outside the master, which needs a shared registry;
+/// embedded workers are fenced the same way by the master itself (see faults.rs).
 #[tokio::test]
 async fn a_worker_whose_registration_is_reaped_fences_itself_and_exits() {
     use agentpool_registry::redis::RedisRegistry;
@@ -278,24 +288,24 @@ async fn a_worker_whose_registration_is_reaped_fences_itself_and_exits() {
     let c = Cluster::start(config(10, 2, "")).await;
     let (status, agent) = spawn(&c.master, "p").await;
     assert_eq!(status, 201);
-    let pid = worker_pids(&c.redis.url())[0];
+    let pid = worker_pids(&c.control_url())[0];
     let process = ProcessId::parse(agent["process_id"].as_str().unwrap()).unwrap();
 
-    let registry = RedisRegistry::connect(&c.redis.url(), "").await.unwrap();
+    let registry = RedisRegistry::connect(&c.redis().url(), "").await.unwrap();
     registry.reap(&process, ReapMode::Orphan).await.unwrap();
     wait_until("the fenced worker to exit on its own", WAIT, || async {
         !alive(pid)
     })
     .await;
     let log = std::fs::read_to_string(
-        c.master
-            .data_dir()
+        c.data_dir()
             .join("logs")
             .join(format!("worker-p-{process}.log")),
     )
     .unwrap();
     assert!(log.contains("fenced"), "the worker says why it left: {log}");
-    let mut r = c.conn().await;
-    let exists: bool = r.exists(format!("process:{process}")).await.unwrap();
-    assert!(!exists, "a fenced worker never registers again");
+    assert!(
+        !c.is_registered(process.as_str()).await,
+        "a fenced worker never registers again"
+    );
 }

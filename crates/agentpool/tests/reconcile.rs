@@ -9,6 +9,7 @@ use agentpool_testkit::{wait_for, wait_until};
 use agentpool_types::{AgentId, Placement};
 use common::{Cluster, WAIT, config, spawn};
 
+/// Redis only: it places an agent through Redis from outside the master to drop the command.
 #[tokio::test]
 async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
     let c = Cluster::start(config(10, 2, "")).await;
@@ -17,7 +18,7 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
     assert_eq!(status, 201, "{first}");
 
     // Place a second agent exactly as the master does, but publish no command.
-    let registry = RedisRegistry::connect(&c.redis.url(), "").await.unwrap();
+    let registry = RedisRegistry::connect(&c.redis().url(), "").await.unwrap();
     let id = AgentId::new();
     let reservation = Reservation {
         agent_id: id.clone(),
@@ -51,7 +52,7 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
     // And the reverse: an agent released behind the worker's back (no terminate command) is
     // stopped by reconcile, as the worker's log says, and nothing is written back for it.
     registry.release(&id).await.unwrap().expect("known agent");
-    let logs = c.master.data_dir().join("logs");
+    let logs = c.data_dir().join("logs");
     wait_until("the worker to stop the released agent", WAIT, || async {
         std::fs::read_dir(&logs)
             .into_iter()

@@ -8,6 +8,7 @@ use common::{Cluster, config};
 use redis::AsyncCommands;
 use serde_json::json;
 
+/// Redis only: it checks the Redis key schema itself; embedded.rs checks the same counts.
 #[tokio::test]
 async fn twenty_five_agents_make_three_workers_and_terminating_frees_every_slot() {
     let c = Cluster::start(config(10, 10, "")).await;
@@ -21,7 +22,7 @@ async fn twenty_five_agents_make_three_workers_and_terminating_frees_every_slot(
     assert_eq!(agents.len(), 25);
     assert!(agents.iter().all(|a| a["status"] == "idle"), "all running");
 
-    let pids = worker_pids(&c.redis.url());
+    let pids = worker_pids(&c.control_url());
     assert_eq!(pids.len(), 3, "exactly 3 live worker processes: {pids:?}");
     let mut scores: Vec<i64> = c.scores("p").await.into_iter().map(|(_, s)| s).collect();
     scores.sort();

@@ -1,9 +1,10 @@
-//! Shared setup of the integration tests: a private redis-server, the real master binary, and
-//! readers of the registry as `redis-cli` would show it.
+//! Shared setup of the integration tests: the real master binary on either backend (a private
+//! redis-server, or the embedded registry), and readers of the registry: as `redis-cli` would
+//! show it in Redis mode, through the API in embedded mode.
 
 #![allow(dead_code)]
 
-use agentpool_testkit::{MasterOptions, TestMaster, TestRedis, wait_until};
+use agentpool_testkit::{MasterOptions, TempDir, TestMaster, TestRedis, wait_until};
 use redis::AsyncCommands;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -12,9 +13,33 @@ use std::time::Duration;
 /// Generous: a debug build on a loaded 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Which registry a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    Embedded,
+}
+
+/// One test body, two setups: `both_backends!(body: redis_test, embedded_test)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($body:ident: $redis:ident, $embedded:ident) => {
+        #[tokio::test]
+        async fn $redis() {
+            $body(common::Backend::Redis).await
+        }
+        #[tokio::test]
+        async fn $embedded() {
+            $body(common::Backend::Embedded).await
+        }
+    };
+}
+
 pub struct Cluster {
-    pub redis: TestRedis,
+    pub backend: Backend,
+    redis: Option<TestRedis>,
     pub master: TestMaster,
+    data: TempDir,
 }
 
 /// A config with one pool `p` of `capacity` agents per worker and `max_processes` workers.
@@ -52,29 +77,97 @@ max_processes = {max_processes}
 
 impl Cluster {
     pub async fn start(config_toml: String) -> Cluster {
-        Self::start_with(config_toml, &[]).await
+        Self::start_on(Backend::Redis, config_toml, &[]).await
     }
 
     /// Starts with extra `serve` arguments.
     pub async fn start_with(config_toml: String, args: &[&str]) -> Cluster {
-        let redis = TestRedis::start().await;
+        Self::start_on(Backend::Redis, config_toml, args).await
+    }
+
+    pub async fn start_on(backend: Backend, config_toml: String, args: &[&str]) -> Cluster {
+        let data = TempDir::new("agentpool-cluster");
+        let mut env = vec![(
+            "AGENTPOOL_DATA_DIR".to_owned(),
+            data.path().display().to_string(),
+        )];
+        let (redis, url) = match backend {
+            Backend::Redis => {
+                let r = TestRedis::start().await;
+                let url = r.url();
+                (Some(r), url)
+            }
+            Backend::Embedded => {
+                env.push(("REDIS_URL".into(), String::new()));
+                (
+                    None,
+                    format!("unix://{}", data.path().join("agentpool.sock").display()),
+                )
+            }
+        };
         let master = TestMaster::start(MasterOptions {
             bin: env!("CARGO_BIN_EXE_agentpool").into(),
-            redis_url: redis.url(),
+            // Also what workers are found by: their --control URL.
+            redis_url: url,
             config_toml,
+            env,
             args: args.iter().map(|a| a.to_string()).collect(),
-            ..Default::default()
         })
         .await;
-        Cluster { redis, master }
+        Cluster {
+            backend,
+            redis,
+            master,
+            data,
+        }
+    }
+
+    /// The master's data directory: worker logs, the SQLite store, the embedded socket.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.data.path().to_path_buf()
+    }
+
+    /// The private Redis (Redis mode only).
+    pub fn redis(&self) -> &TestRedis {
+        self.redis.as_ref().expect("a Redis-mode test")
+    }
+
+    pub fn redis_mut(&mut self) -> &mut TestRedis {
+        self.redis.as_mut().expect("a Redis-mode test")
+    }
+
+    /// What workers are told to connect to; the testkit finds them by it.
+    pub fn control_url(&self) -> String {
+        self.master.redis_url().to_owned()
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.redis.conn().await
+        self.redis().conn().await
+    }
+
+    /// Workers in placement as (process id, free slots), from the API in embedded mode.
+    async fn api_scores(&self, pool: &str) -> Vec<(String, i64)> {
+        let (_, p) = self.master.get(&format!("/api/v1/pools/{pool}")).await;
+        let mut out: Vec<(String, i64)> = p["processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["status"] == "running")
+            .map(|w| {
+                let free =
+                    w["max_agents"].as_i64().unwrap_or(0) - w["agent_count"].as_i64().unwrap_or(0);
+                (w["process_id"].as_str().unwrap_or("").to_owned(), free)
+            })
+            .collect();
+        out.sort_by_key(|(id, free)| (*free, id.clone()));
+        out
     }
 
     /// `ZRANGE pool:<pool>:processes 0 -1 WITHSCORES` as (process id, free slots).
     pub async fn scores(&self, pool: &str) -> Vec<(String, i64)> {
+        if self.backend == Backend::Embedded {
+            return self.api_scores(pool).await;
+        }
         let mut c = self.conn().await;
         c.zrange_withscores(format!("pool:{pool}:processes"), 0, -1)
             .await
@@ -83,6 +176,16 @@ impl Cluster {
 
     /// `SMEMBERS process:<id>:agents`.
     pub async fn assigned(&self, process: &str) -> Vec<String> {
+        if self.backend == Backend::Embedded {
+            let (_, list) = self.master.get("/api/v1/agents").await;
+            return list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["process_id"] == process)
+                .map(|a| a["agent_id"].as_str().unwrap_or("").to_owned())
+                .collect();
+        }
         let mut c = self.conn().await;
         c.smembers(format!("process:{process}:agents"))
             .await
@@ -91,6 +194,9 @@ impl Cluster {
 
     /// Every key with its type and content: equal snapshots mean an unchanged registry.
     pub async fn snapshot(&self) -> BTreeMap<String, String> {
+        if self.backend == Backend::Embedded {
+            return self.api_snapshot().await;
+        }
         let mut c = self.conn().await;
         let keys: Vec<String> = c.keys("*").await.expect("keys");
         let mut out = BTreeMap::new();
@@ -130,6 +236,58 @@ impl Cluster {
         out
     }
 
+    /// The registry as the API shows it: every agent and worker, minus heartbeat fields.
+    async fn api_snapshot(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let (_, agents) = self.master.get("/api/v1/agents").await;
+        for a in agents.as_array().into_iter().flatten() {
+            out.insert(format!("agent:{}", a["agent_id"]), a.to_string());
+        }
+        let (_, procs) = self.master.get("/api/v1/processes").await;
+        for mut w in procs.as_array().cloned().unwrap_or_default() {
+            if let Some(o) = w.as_object_mut() {
+                for volatile in ["last_heartbeat", "rss_bytes", "cpu_percent"] {
+                    o.remove(volatile);
+                }
+            }
+            out.insert(format!("process:{}", w["process_id"]), w.to_string());
+        }
+        out
+    }
+
+    /// Every registered worker's id.
+    pub async fn registered(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Redis => {
+                let mut r = self.conn().await;
+                r.zrange("processes:heartbeats", 0, -1)
+                    .await
+                    .expect("zrange")
+            }
+            Backend::Embedded => {
+                let (_, list) = self.master.get("/api/v1/processes").await;
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p["process_id"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            }
+        }
+    }
+
+    /// Whether a worker is still in the registry (`process:<id>` in Redis mode).
+    pub async fn is_registered(&self, process: &str) -> bool {
+        match self.backend {
+            Backend::Redis => {
+                let mut r = self.conn().await;
+                r.exists(format!("process:{process}"))
+                    .await
+                    .expect("exists")
+            }
+            Backend::Embedded => self.registered().await.iter().any(|p| p == process),
+        }
+    }
+
     /// `/pools` row of one pool.
     pub async fn pool_row(&self, pool: &str) -> Value {
         let (status, rows) = self.master.get("/api/v1/pools").await;
@@ -146,8 +304,19 @@ impl Cluster {
     pub async fn assert_pools_match_registry(&self, pool: &str, capacity: i64) {
         let row = self.pool_row(pool).await;
         let scores = self.scores(pool).await;
-        let mut c = self.conn().await;
-        let agents: i64 = c.scard(format!("pool:{pool}:agents")).await.expect("scard");
+        let agents: i64 = match self.backend {
+            Backend::Redis => {
+                let mut c = self.conn().await;
+                c.scard(format!("pool:{pool}:agents")).await.expect("scard")
+            }
+            Backend::Embedded => {
+                let (_, list) = self
+                    .master
+                    .get(&format!("/api/v1/agents?pool={pool}"))
+                    .await;
+                list.as_array().map_or(0, |l| l.len() as i64)
+            }
+        };
         let free: i64 = scores.iter().map(|(_, s)| s).sum();
         let total = capacity * scores.len() as i64;
         assert_eq!(row["process_count"], scores.len() as i64, "{row}");
@@ -193,12 +362,7 @@ pub async fn spawn(master: &TestMaster, pool: &str) -> (u16, Value) {
 /// Fails if any agent is assigned to two workers; returns agent -> worker.
 pub async fn assignment(c: &Cluster, pool: &str) -> std::collections::HashMap<String, String> {
     let mut owner = std::collections::HashMap::new();
-    let mut r = c.conn().await;
-    let procs: Vec<String> = r
-        .zrange("processes:heartbeats", 0, -1)
-        .await
-        .expect("zrange");
-    for p in procs {
+    for p in c.registered().await {
         for a in c.assigned(&p).await {
             if let Some(other) = owner.insert(a.clone(), p.clone()) {
                 panic!("agent {a} is assigned to both {other} and {p} (pool {pool})");
@@ -210,7 +374,7 @@ pub async fn assignment(c: &Cluster, pool: &str) -> std::collections::HashMap<St
 
 /// The worker logs, concatenated.
 pub fn worker_logs(c: &Cluster) -> String {
-    std::fs::read_dir(c.master.data_dir().join("logs"))
+    std::fs::read_dir(c.data.path().join("logs"))
         .map(|d| {
             d.flatten()
                 .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
