@@ -66,8 +66,7 @@ pub async fn run(args: InfoArgs) -> Result<()> {
         ]);
     }
     out += &t.render();
-    // A closed pipe (`agentpool info | head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    crate::cli::write_stdout(&out);
     Ok(())
 }
 

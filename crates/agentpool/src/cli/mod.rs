@@ -60,11 +60,17 @@ fn emit<T: DeserializeOwned>(
     json: bool,
     table: impl FnOnce(T) -> Table,
 ) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(&response)?);
-        return Ok(());
-    }
-    let typed = serde_json::from_value(response).context("unexpected response shape")?;
-    print!("{}", table(typed).render());
+    let text = if json {
+        serde_json::to_string_pretty(&response)? + "\n"
+    } else {
+        let typed = serde_json::from_value(response).context("unexpected response shape")?;
+        table(typed).render()
+    };
+    write_stdout(&text);
     Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`agentpool agents | head`) is not an error.
+pub(crate) fn write_stdout(text: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
 }
