@@ -3,64 +3,44 @@
 use agentpool_types::{AgentId, AgentState, ProcessId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::fmt;
-use std::str::FromStr;
 
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The text stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
-                }
-            }
-        }
-    };
+/// What the operator asked for; survives master restarts (the status is what happened).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DesiredState {
+    Running,
+    Stopped,
 }
 
-text_enum!(
-    /// What the operator asked for; survives master restarts (the status is what happened).
-    DesiredState {
-        Running => "running",
-        Stopped => "stopped",
-    }
-);
+agentpool_types::string_enum!(DesiredState {
+    Running => "running",
+    Stopped => "stopped",
+});
 
-text_enum!(
-    /// One entry of an agent's history.
-    AgentEventKind {
-        Spawned => "spawned",
-        Started => "started",
-        Stopped => "stopped",
-        Failed => "failed",
-        Orphaned => "orphaned",
-        Rescheduled => "rescheduled",
-        Terminated => "terminated",
-        Quarantined => "quarantined",
-        Restarted => "restarted",
-    }
-);
+/// One entry of an agent's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AgentEventKind {
+    Spawned,
+    Started,
+    Stopped,
+    Failed,
+    Orphaned,
+    Rescheduled,
+    Terminated,
+    Quarantined,
+    Restarted,
+}
+
+agentpool_types::string_enum!(AgentEventKind {
+    Spawned => "spawned",
+    Started => "started",
+    Stopped => "stopped",
+    Failed => "failed",
+    Orphaned => "orphaned",
+    Rescheduled => "rescheduled",
+    Terminated => "terminated",
+    Quarantined => "quarantined",
+    Restarted => "restarted",
+});
 
 /// An agent to record; it starts `desired_state = running`, `status = pending`.
 #[derive(Clone, Debug, PartialEq)]

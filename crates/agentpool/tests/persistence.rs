@@ -362,7 +362,10 @@ async fn database_down_answers_503_and_recovers_by_itself() {
     assert_eq!(status, 200, "reads keep being served from Redis");
     let (status, health) = s.master().get("/health").await;
     assert_eq!(status, 503, "{health}");
-    assert_eq!(health["database"]["error"], "database unavailable", "{health}");
+    assert_eq!(
+        health["database"]["error"], "database unavailable",
+        "{health}"
+    );
     assert_eq!(health["redis"]["status"], "up", "{health}");
 
     s.bouncer().start().await;
