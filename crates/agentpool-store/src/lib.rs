@@ -47,7 +47,8 @@ pub trait Store: Send + Sync + 'static {
     fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolSpec>>>;
 
     /// Records a new agent (`desired_state = running`, `status = pending`) and its `spawned`
-    /// event in one transaction. A duplicate id is a [`StoreError::Database`].
+    /// event in one statement (a trigger writes the event). A duplicate id is a
+    /// [`StoreError::Database`].
     fn insert_agent<'a>(&'a self, agent: &'a NewAgent) -> BoxFuture<'a, Result<()>>;
 
     /// Sets what the agent should be doing; `false` when the agent is unknown.

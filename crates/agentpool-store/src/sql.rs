@@ -215,25 +215,16 @@ macro_rules! sql_store {
 
             fn insert_agent<'a>(&'a self, agent: &'a NewAgent) -> BoxFuture<'a, Result<()>> {
                 Box::pin(async move {
-                    let now = Utc::now();
-                    let mut tx = self.pool.begin().await?;
+                    // The `spawned` event comes with it, from a trigger (migration 0002).
                     sqlx::query(q::INSERT_AGENT)
                         .bind(agent.agent_id.as_str())
                         .bind(&agent.pool)
                         .bind(&agent.role)
                         .bind(&agent.name)
                         .bind(Json(&agent.config))
-                        .bind(now)
-                        .execute(&mut *tx)
+                        .bind(Utc::now())
+                        .execute(&self.pool)
                         .await?;
-                    sqlx::query(q::INSERT_EVENT)
-                        .bind(agent.agent_id.as_str())
-                        .bind(AgentEventKind::Spawned.as_str())
-                        .bind(format!("pool {}", agent.pool))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
                     Ok(())
                 })
             }
@@ -408,7 +399,7 @@ macro_rules! sql_store {
 mod impls {
     use super::*;
     use crate::BoxFuture;
-    use crate::model::{AgentEventKind, CleanupReport, DesiredState, NewAgent, Update};
+    use crate::model::{CleanupReport, DesiredState, NewAgent, Update};
     use std::time::Duration;
 
     sql_store!(PgStore, "postgres");
