@@ -38,36 +38,37 @@ impl Master {
     }
 
     /// Stops workers of ours that have been empty for their pool's `idle_worker_ttl`, while the
-    /// pool stays above `min_processes`. The drain checks emptiness in the same step that takes
-    /// the worker out of placement, so an agent placed meanwhile is never stranded.
+    /// pool stays above `min_processes`. Empty workers come from one range query per pool (score
+    /// = capacity), not a sweep of every worker. The drain checks emptiness in the same step
+    /// that takes the worker out of placement, so an agent placed meanwhile is never stranded.
     async fn drain_idle(self: &Arc<Self>, empty_since: &mut HashMap<ProcessId, Instant>) {
-        let Ok(processes) = self.registry.processes().await else {
+        let pools = self.capacities(self.pool_names());
+        let Ok(empty) = self.registry.empty_workers(&pools).await else {
             return;
         };
         let now = Instant::now();
         let mut seen = Vec::new();
-        for p in processes {
-            let Some(info) = self.workers.get(&p.process_id) else {
+        for (pool_name, id) in empty {
+            let Some(info) = self.workers.get(&id) else {
                 continue;
             };
-            if p.agent_count > 0 || info.state != WorkerState::Running {
+            if info.state != WorkerState::Running {
                 continue;
             }
-            seen.push(p.process_id.clone());
-            let since = *empty_since.entry(p.process_id.clone()).or_insert(now);
-            let Ok(pool) = self.pool(&info.pool) else {
+            seen.push(id.clone());
+            let since = *empty_since.entry(id.clone()).or_insert(now);
+            let Ok(pool) = self.pool(&pool_name) else {
                 continue;
             };
             if since.elapsed() < pool.spec.idle_worker_ttl()
-                || self.workers.live(&info.pool) <= pool.spec.min_processes
+                || self.workers.live(&pool_name) <= pool.spec.min_processes
             {
                 continue;
             }
-            if let Ok(Some(_)) = self.registry.drain(&p.process_id, true).await {
-                tracing::info!(process_id = %p.process_id, pool = %info.pool, "worker idle for {:?}: stopping it", pool.spec.idle_worker_ttl());
-                self.workers.set_state(&p.process_id, WorkerState::Draining);
+            if let Ok(Some(_)) = self.registry.drain(&id, true).await {
+                tracing::info!(process_id = %id, pool = %pool_name, "worker idle for {:?}: stopping it", pool.spec.idle_worker_ttl());
+                self.workers.set_state(&id, WorkerState::Draining);
                 let master = self.clone();
-                let id = p.process_id.clone();
                 self.tasks
                     .spawn(async move { master.stop_worker(&id).await });
             }

@@ -79,12 +79,7 @@ impl Master {
 
     /// `/pools`: one registry round trip for all pools, plus what only the master knows.
     pub async fn pool_stats(&self, names: &[String]) -> Result<Vec<PoolStats>> {
-        let pools: Vec<(String, u32)> = names
-            .iter()
-            .filter_map(|n| self.pools.get(n))
-            .map(|p| (p.spec.name.clone(), p.spec.max_agents_per_process))
-            .collect();
-        let counts = self.registry.pool_counts(&pools).await?;
+        let counts = self.registry.pool_counts(&self.capacities(names)).await?;
         Ok(counts
             .into_iter()
             .map(|c| {
@@ -103,6 +98,15 @@ impl Master {
                 )
             })
             .collect())
+    }
+
+    /// The given pools with their capacity per worker, as the registry's counting steps take them.
+    pub fn capacities(&self, names: &[String]) -> Vec<(String, u32)> {
+        names
+            .iter()
+            .filter_map(|n| self.pools.get(n))
+            .map(|p| (p.spec.name.clone(), p.spec.max_agents_per_process))
+            .collect()
     }
 
     /// Registered workers, optionally of one pool.

@@ -156,6 +156,12 @@ pub trait Registry: Send + Sync {
         &'a self,
         pools: &'a [(String, u32)],
     ) -> BoxFuture<'a, Result<Vec<PoolCounts>>>;
+    /// Workers in placement with every slot free (score = capacity), for pools given with their
+    /// capacity per worker: one range query per pool, in one round trip.
+    fn empty_workers<'a>(
+        &'a self,
+        pools: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Vec<(String, ProcessId)>>>;
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>>;
     /// Every agent of the given pools.
     fn agents<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<Vec<Agent>>>;

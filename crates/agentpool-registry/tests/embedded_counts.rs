@@ -1,4 +1,5 @@
-//! The master's bookkeeping reads on every backend: `init_pools`, `pool_counts`, listings,
+//! The master's bookkeeping reads on every backend: `init_pools`, `pool_counts`,
+//! `empty_workers`, listings,
 //! `stale` and `try_lock`.
 
 #[path = "embedded_common/mod.rs"]
@@ -29,9 +30,17 @@ async fn counts(env: Env) {
         assert_eq!(p, w1);
         agents.push(a);
     }
-    env.worker("a", 10).await;
-    env.worker("b", 4).await;
+    let idle_a = env.worker("a", 10).await;
+    let idle_b = env.worker("b", 4).await;
     let pools: Vec<(String, u32)> = vec![("a".into(), 10), ("b".into(), 4), ("empty".into(), 3)];
+    // Only workers in placement with every slot free: not the draining one, not w1.
+    assert_eq!(
+        env.reg.empty_workers(&pools).await.unwrap(),
+        vec![
+            ("a".to_owned(), idle_a.clone()),
+            ("b".to_owned(), idle_b.clone())
+        ]
+    );
     let row = |pool: &str, n, total, free, agents, active| PoolCounts {
         pool: pool.into(),
         process_count: n,

@@ -75,6 +75,13 @@ impl Registry for EmbeddedRegistry {
         ready(move || self.state.pool_counts(pools))
     }
 
+    fn empty_workers<'a>(
+        &'a self,
+        pools: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Vec<(String, ProcessId)>>> {
+        ready(move || self.state.empty_workers(pools))
+    }
+
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>> {
         ready(move || self.state.agent(id))
     }

@@ -175,6 +175,25 @@ impl EmbeddedState {
 
     /// `pool_counts.lua`, with its exact arithmetic: free slots are summed over scores 1 to the
     /// pool's capacity, and a worker is active while its score is below that capacity.
+    /// Workers in placement whose score is their pool's capacity: no agent, nothing reserved.
+    pub fn empty_workers(&self, pools: &[(String, u32)]) -> Vec<(String, ProcessId)> {
+        let d = self.lock();
+        let mut out = Vec::new();
+        for (pool, cap) in pools {
+            let Some(z) = d.placement.get(pool) else {
+                continue;
+            };
+            let mut ids: Vec<&ProcessId> = z
+                .iter()
+                .filter(|(_, score)| **score == i64::from(*cap))
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort();
+            out.extend(ids.into_iter().map(|id| (pool.clone(), id.clone())));
+        }
+        out
+    }
+
     pub fn pool_counts(&self, pools: &[(String, u32)]) -> Vec<PoolCounts> {
         let d = self.lock();
         pools

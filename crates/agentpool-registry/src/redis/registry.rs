@@ -175,6 +175,29 @@ impl Registry for RedisRegistry {
         })
     }
 
+    fn empty_workers<'a>(
+        &'a self,
+        pools: &'a [(String, u32)],
+    ) -> BoxFuture<'a, Result<Vec<(String, ProcessId)>>> {
+        Box::pin(async move {
+            if pools.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for (pool, cap) in pools {
+                pipe.zrangebyscore(self.keys.pool_processes(pool), cap, cap);
+            }
+            let found: Vec<Vec<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+            let mut out = Vec::new();
+            for ((pool, _), ids_of_pool) in pools.iter().zip(found) {
+                for id in ids(ids_of_pool, ProcessId::parse)? {
+                    out.push((pool.clone(), id));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>> {
         Box::pin(async move {
             let h: HashMap<String, String> = self.conn.clone().hgetall(self.keys.agent(id)).await?;
