@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection};
 use crate::net::free_port;
 use crate::postgres::{PG_HOST, PG_PORT, TestPostgres};
 use crate::tempdir::{TempDir, tail};
-use crate::wait::wait_for;
+use crate::wait::wait_ready;
 
 /// A fresh pgbouncer normally answers within a few ms.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -159,16 +159,9 @@ impl TestPgBouncer {
 
         let url = self.url();
         let what = format!("pgbouncer on port {} to answer SELECT 1", self.port);
-        let child = &mut self.child;
-        let outcome = wait_for(&what, READY_TIMEOUT, || {
-            let exited = exit_status(child);
+        let outcome = wait_ready(&what, READY_TIMEOUT, &mut self.child, || {
             let url = url.clone();
-            async move {
-                match exited {
-                    Some(status) => Some(Err(status)),
-                    None => select_one(&url).await.then_some(Ok(())),
-                }
-            }
+            async move { select_one(&url).await }
         })
         .await;
         outcome.map_err(|status| {
@@ -207,10 +200,6 @@ fn run_as() -> Option<(u32, u32)> {
         .flatten()
         .expect("pgbouncer cannot run as root and there is no `postgres` user");
     Some((user.uid.as_raw(), user.gid.as_raw()))
-}
-
-fn exit_status(child: &mut Option<Child>) -> Option<ExitStatus> {
-    child.as_mut().and_then(|c| c.try_wait().ok().flatten())
 }
 
 async fn select_one(url: &str) -> bool {

@@ -1,12 +1,12 @@
 //! A private `redis-server` per test: isolated data, and killable to simulate an outage.
 
 use std::fs::File;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::net::free_port;
 use crate::tempdir::{TempDir, tail};
-use crate::wait::wait_for;
+use crate::wait::wait_ready;
 
 /// How long a fresh redis-server gets to answer PING; it normally takes a few ms.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,16 +118,9 @@ impl TestRedis {
 
         let url = self.url();
         let what = format!("redis-server on port {} to answer PING", self.port);
-        let child = &mut self.child;
-        let outcome = wait_for(&what, READY_TIMEOUT, || {
-            let exited = exit_status(child);
+        let outcome = wait_ready(&what, READY_TIMEOUT, &mut self.child, || {
             let url = url.clone();
-            async move {
-                match exited {
-                    Some(status) => Some(Err(status)),
-                    None => ping(&url).await.then_some(Ok(())),
-                }
-            }
+            async move { ping(&url).await }
         })
         .await;
         outcome.map_err(|status| {
@@ -145,10 +138,6 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn exit_status(child: &mut Option<Child>) -> Option<ExitStatus> {
-    child.as_mut().and_then(|c| c.try_wait().ok().flatten())
 }
 
 async fn ping(url: &str) -> bool {

@@ -5,10 +5,13 @@
 #![allow(dead_code)]
 
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
-use agentpool_registry::{ControlPlane, Registry, Reservation};
+use agentpool_registry::{ControlPlane, Registry};
 use agentpool_testkit::TestRedis;
-use agentpool_types::{AgentId, AgentState, Placement, ProcessId, ProcessState, WorkerProcess};
+
+mod fixtures;
+use agentpool_types::{AgentId, AgentState, Placement, ProcessId};
 use chrono::{DateTime, Utc};
+pub use fixtures::{reservation, worker_process};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -141,38 +144,6 @@ impl Env {
             out.insert(k, format!("{kind}:{value}"));
         }
         out
-    }
-}
-
-/// A worker as it registers itself; `last_heartbeat` and `status` are left for the script.
-pub fn worker_process(pool: &str, max_agents: u32) -> WorkerProcess {
-    WorkerProcess {
-        process_id: ProcessId::new(),
-        pool_name: pool.to_owned(),
-        pid: 4242,
-        host: "test-host".to_owned(),
-        max_agents,
-        agent_count: 0,
-        status: ProcessState::Starting,
-        started_at: agentpool_types::now_rfc3339(),
-        last_heartbeat: String::new(),
-        rss_bytes: 0,
-        cpu_percent: 0.0,
-    }
-}
-
-/// A reservation of a fresh agent.
-pub fn reservation(pool: &str, placement: Placement) -> Reservation {
-    Reservation {
-        agent_id: AgentId::new(),
-        pool: pool.to_owned(),
-        placement,
-        role: "echo".to_owned(),
-        name: "tester".to_owned(),
-        metadata: r#"{"k":1}"#.to_owned(),
-        move_from: None,
-        must_exist: false,
-        restart: None,
     }
 }
 

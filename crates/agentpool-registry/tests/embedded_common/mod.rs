@@ -12,9 +12,13 @@
 
 use agentpool_registry::embedded::{EmbeddedRegistry, EmbeddedServer, SocketControlPlane};
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
-use agentpool_registry::{ControlPlane, Registry, Reservation};
+use agentpool_registry::{ControlPlane, Registry};
 use agentpool_testkit::{TempDir, TestRedis};
-use agentpool_types::{AgentId, Placement, ProcessId, ProcessState, WorkerProcess};
+
+#[path = "../common/fixtures.rs"]
+mod fixtures;
+use agentpool_types::{AgentId, Placement, ProcessId};
+pub use fixtures::{reservation, worker_process};
 use redis::AsyncCommands;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -120,38 +124,6 @@ impl Env {
         let expected = in_placement.then(|| i64::from(w.max_agents) - i64::from(w.agent_count));
         assert_eq!(self.score(pool, p).await, expected, "score of {p}");
         w.agent_count
-    }
-}
-
-/// A worker as it registers itself; `last_heartbeat` and `status` are left for the registry.
-pub fn worker_process(pool: &str, max_agents: u32) -> WorkerProcess {
-    WorkerProcess {
-        process_id: ProcessId::new(),
-        pool_name: pool.to_owned(),
-        pid: 4242,
-        host: "test-host".to_owned(),
-        max_agents,
-        agent_count: 0,
-        status: ProcessState::Starting,
-        started_at: agentpool_types::now_rfc3339(),
-        last_heartbeat: String::new(),
-        rss_bytes: 0,
-        cpu_percent: 0.0,
-    }
-}
-
-/// A reservation of a fresh agent.
-pub fn reservation(pool: &str, placement: Placement) -> Reservation {
-    Reservation {
-        agent_id: AgentId::new(),
-        pool: pool.to_owned(),
-        placement,
-        role: "echo".to_owned(),
-        name: "tester".to_owned(),
-        metadata: r#"{"k":1}"#.to_owned(),
-        move_from: None,
-        must_exist: false,
-        restart: None,
     }
 }
 
