@@ -1,7 +1,7 @@
 //! The master's settings, as plain data. The binary reads the file and the environment and
 //! fills this in; nothing in this crate reads the environment.
 
-use agentpool_types::PoolSpec;
+use agentpool_types::{PoolSpec, TaskRules};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +11,17 @@ pub const DEFAULT_WORKER_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_AGENT_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 4;
+/// A client must send a request's headers within this, also on an idle keep-alive connection
+/// waiting for its next request: idle and slow-header connections are closed.
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request body must arrive within this.
+pub const DEFAULT_HTTP_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Finished tasks are kept this long in the store (and `agentpool cleanup` trims older ones).
+pub const DEFAULT_TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// At most this many finished tasks are kept per pool.
+pub const DEFAULT_TASK_RETENTION_COUNT: u64 = 10_000;
+/// A finished task stays in the registry this long for fast reads; the store keeps it.
+pub const DEFAULT_FINISHED_TASK_TTL: Duration = Duration::from_secs(600);
 /// How often the store's desired state is reconciled against the registry.
 pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 /// The SQLite file used when no database URL is configured, inside the data directory.
@@ -27,6 +38,11 @@ pub enum Backend {
     /// In the master's memory; workers reach it over a Unix socket and stop with the master.
     Embedded,
 }
+
+agentpool_types::text_enum!(Backend {
+    Redis => "redis",
+    Embedded => "embedded",
+});
 
 impl std::fmt::Display for StoreConfig {
     /// Where the store is, with passwords masked.
@@ -91,9 +107,33 @@ pub struct MasterConfig {
     /// Stop the workers when the master stops. Off by default in Redis mode: workers outlive
     /// the master and the next master adopts them.
     pub stop_workers_on_exit: bool,
+    pub http_header_timeout: Duration,
+    pub http_body_timeout: Duration,
+    pub task_retention: Duration,
+    pub task_retention_count: u64,
+    pub finished_task_ttl: Duration,
+    /// The API tokens; none means an open API (the binary allows that on loopback only,
+    /// unless told `--insecure`).
+    pub tokens: crate::auth::Tokens,
 }
 
 impl MasterConfig {
+    /// A pool's rules for its tasks: its handler's attempt limit, retries, circuit breaker. A
+    /// lease runs out a heartbeat timeout after its attempt's own limit: by then a live worker
+    /// has reported, and a dead one been reaped.
+    pub fn task_rules(&self, pool: &PoolSpec) -> TaskRules {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        TaskRules {
+            default_timeout_ms: ms(pool.handler.timeout()),
+            lease_grace_ms: ms(self.heartbeat_timeout),
+            retry_backoff_ms: ms(agentpool_types::task::RETRY_BACKOFF),
+            retry_backoff_max_ms: ms(agentpool_types::task::RETRY_BACKOFF_MAX),
+            circuit_failures: pool.circuit.failures,
+            circuit_cooldown_ms: pool.circuit.cooldown_secs.saturating_mul(1000),
+            final_ttl_ms: ms(self.finished_task_ttl),
+        }
+    }
+
     /// The embedded registry's socket: absolute, since workers may run from anywhere.
     pub fn socket_path(&self) -> PathBuf {
         let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
@@ -126,6 +166,12 @@ impl MasterConfig {
             store: StoreConfig::Sqlite(PathBuf::from("data").join(SQLITE_FILE)),
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             stop_workers_on_exit: false,
+            http_header_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
+            http_body_timeout: DEFAULT_HTTP_BODY_TIMEOUT,
+            task_retention: DEFAULT_TASK_RETENTION,
+            task_retention_count: DEFAULT_TASK_RETENTION_COUNT,
+            finished_task_ttl: DEFAULT_FINISHED_TASK_TTL,
+            tokens: crate::auth::Tokens::default(),
         }
     }
 }

@@ -4,12 +4,11 @@
 //! before a subscription is in place), so every wait also re-checks the registry on a short
 //! period: an event only makes a wait faster, never correct.
 
-use agentpool_types::Event;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How often a waiter re-checks the registry when no event arrives.
@@ -21,13 +20,6 @@ pub struct EventHub {
 }
 
 impl EventHub {
-    /// Wakes everyone waiting on each event's subject, until `events` ends.
-    pub async fn pump(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<Event>) {
-        while let Some(event) = events.recv().await {
-            self.wake(event.subject());
-        }
-    }
-
     pub fn wake(&self, subject: &str) {
         let waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         for n in waiters.get(subject).into_iter().flatten() {
@@ -42,6 +34,22 @@ impl EventHub {
         &self,
         subject: &str,
         timeout: Duration,
+        check: F,
+    ) -> Result<Option<T>, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        self.wait_every(subject, timeout, POLL_FALLBACK, check)
+            .await
+    }
+
+    /// [`EventHub::wait`] with its own poll period, for waits that events nearly always end.
+    pub async fn wait_every<T, E, F, Fut>(
+        &self,
+        subject: &str,
+        timeout: Duration,
+        poll: Duration,
         mut check: F,
     ) -> Result<Option<T>, E>
     where
@@ -59,7 +67,7 @@ impl EventHub {
             if now >= deadline {
                 return Ok(None);
             }
-            let nap = POLL_FALLBACK.min(deadline - now);
+            let nap = poll.min(deadline - now);
             let _ = tokio::time::timeout(nap, notify.notified()).await;
         }
     }

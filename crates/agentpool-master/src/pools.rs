@@ -7,8 +7,52 @@
 
 use crate::error::{MasterError, Result};
 use agentpool_types::PoolSpec;
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Semaphore;
+
+/// The configured pools, by name and in configuration order.
+pub struct Pools {
+    by_name: HashMap<String, PoolManager>,
+    names: Vec<String>,
+}
+
+impl Pools {
+    pub fn new(specs: &[PoolSpec]) -> Self {
+        Self {
+            by_name: specs
+                .iter()
+                .map(|p| (p.name.clone(), PoolManager::new(p.clone())))
+                .collect(),
+            names: specs.iter().map(|p| p.name.clone()).collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Result<&PoolManager> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| MasterError::UnknownPool(name.to_owned()))
+    }
+
+    /// Pool names in configuration order, for listings.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &PoolManager> {
+        self.names.iter().filter_map(|n| self.by_name.get(n))
+    }
+
+    /// The given pools with their capacity per worker, as the registry's counting steps take
+    /// them; unknown names are skipped.
+    pub fn capacities(&self, names: &[String]) -> Vec<(String, u32)> {
+        names
+            .iter()
+            .filter_map(|n| self.by_name.get(n))
+            .map(|p| (p.spec.name.clone(), p.spec.max_agents_per_process))
+            .collect()
+    }
+}
 
 pub struct PoolManager {
     pub spec: PoolSpec,

@@ -1,7 +1,8 @@
 -- process_status: set a worker's status without resurrecting a reaped registration.
--- KEYS[1] process:<id>   ARGV[1] status
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- ARGV[2] process id  ARGV[3] status
+local pkey = key.process(ARGV[2])
+if redis.call('EXISTS', pkey) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
+redis.call('HSET', pkey, 'status', ARGV[3])
 return 1

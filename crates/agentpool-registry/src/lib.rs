@@ -2,8 +2,8 @@
 //!
 //! - [`Registry`]: what the master asks of it (reserve, release, drain, reap, stats, listings).
 //! - [`ControlPlane`]: what a worker asks of it (register, heartbeat, status, commands).
-//! - [`keys`]: every Redis key name, in one place.
-//! - [`redis`]: both traits over Redis, with the atomic steps as Lua scripts in `lua/`.
+//! - [`redis`]: both traits over Redis: key names (`redis/keys.rs`, `lua/keys.lua`), the hash
+//!   codec, and the atomic steps as Lua scripts in `lua/`.
 //! - [`embedded`]: both traits with no Redis: in the master's memory, workers over a Unix socket.
 //! - [`error`]: `RegistryError`, which says whether the registry was unreachable.
 //!
@@ -12,42 +12,58 @@
 
 pub mod embedded;
 pub mod error;
-pub mod keys;
 pub mod redis;
 
 use agentpool_types::{
-    Agent, AgentId, AgentState, Command, Event, Placement, ProcessId, ProcessState, RestartPolicy,
-    WorkerProcess,
+    Agent, AgentId, AgentSpec, AgentState, Command, Event, Placement, PoolCounts, ProcessId,
+    ProcessState, Task, TaskId, TaskReport, TaskRules, TaskRun, TaskState, WorkerProcess,
 };
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use error::{RegistryError, Result};
-pub use keys::Keys;
 
 /// A future the traits return; boxed so the traits stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// One agent to place, with what its hash records.
-#[derive(Clone, Debug)]
-pub struct Reservation {
-    pub agent_id: AgentId,
-    pub pool: String,
+/// One agent to place, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Reservation<'a> {
+    pub agent: &'a AgentSpec,
     pub placement: Placement,
-    pub role: String,
-    pub name: String,
-    /// The spawn request's `config` as JSON text.
-    pub metadata: String,
     /// Set when the agent moves away from a draining worker: its slot there is given back in
     /// the same step that takes the new one.
-    pub move_from: Option<ProcessId>,
+    pub move_from: Option<&'a ProcessId>,
     /// The agent already exists (a move or a reschedule): if it was terminated meanwhile the
     /// reservation fails with `AgentGone` instead of bringing it back.
     pub must_exist: bool,
-    /// The agent's own restart policy, overriding the pool's.
-    pub restart: Option<RestartPolicy>,
+}
+
+impl<'a> Reservation<'a> {
+    /// A new agent, placed by `placement`.
+    pub fn new(agent: &'a AgentSpec, placement: Placement) -> Self {
+        Self {
+            agent,
+            placement,
+            move_from: None,
+            must_exist: false,
+        }
+    }
+}
+
+/// The autoscaler's scale-down of one pool: which idle agents may go.
+#[derive(Clone, Copy, Debug)]
+pub struct Retirement<'a> {
+    pub pool: &'a str,
+    /// Agents the pool keeps, those already stopping not counted.
+    pub keep: u64,
+    /// How long an agent must have been idle.
+    pub idle_for: Duration,
+    /// Most agents to retire in this step.
+    pub most: u64,
 }
 
 /// What `reap` does with the agents of the process it removes.
@@ -57,17 +73,6 @@ pub enum ReapMode {
     Orphan,
     /// Orderly shutdown: remove its agents from the registry too.
     Delete,
-}
-
-/// What one pool's registry entries add up to, counted in one round trip for all pools.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolCounts {
-    pub pool: String,
-    pub process_count: u64,
-    pub total_capacity: u64,
-    pub available_capacity: u64,
-    pub agent_count: u64,
-    pub active_worker_processes: u64,
 }
 
 /// One status write of a worker's agent.
@@ -101,11 +106,23 @@ pub enum Target<'a> {
     Pool(&'a str),
 }
 
+/// A task attempt the registry says an agent holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holding {
+    pub agent_id: AgentId,
+    pub task_id: TaskId,
+    pub attempt: u32,
+}
+
 /// What the heartbeat script answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Heartbeat {
-    /// Registered; these agents are assigned to the worker (the assignment of record).
-    Alive { assigned: Vec<AgentId> },
+    /// Registered; these agents are assigned to the worker (the assignment of record), and
+    /// these are the task attempts they hold.
+    Alive {
+        assigned: Vec<AgentId>,
+        holding: Vec<Holding>,
+    },
     /// The worker was reaped: it must fence itself and exit.
     Reaped,
     /// The registration is gone without a reap (Redis lost its data): register again.
@@ -113,13 +130,40 @@ pub enum Heartbeat {
 }
 
 /// An agent a worker runs, as it tells the registry when it registers again.
-#[derive(Clone, Debug)]
-pub struct HostedAgent {
-    pub agent_id: AgentId,
-    pub role: String,
-    pub name: String,
-    pub metadata: String,
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hosted {
+    pub agent: AgentSpec,
     pub status: AgentState,
+}
+
+/// What `agent_ready` answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ready {
+    /// The agent is no longer the worker's (or is being terminated).
+    Fenced,
+    /// Idle, waiting for work; its placement epoch.
+    Idle { epoch: u64 },
+    /// It took a task at once.
+    Run { epoch: u64, run: TaskRun },
+}
+
+/// What `finish_task` answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// False when the report was for an attempt that is no longer current: it was dropped.
+    pub accepted: bool,
+    /// The agent's next task, taken in the same step.
+    pub next: Option<TaskRun>,
+}
+
+/// What one `tend_tasks` round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tended {
+    /// Retries whose backoff was over, back in line.
+    pub due: u64,
+    /// Attempts whose lease ran out.
+    pub expired: u64,
 }
 
 /// Workers whose heartbeat is older than the timeout, and how many workers there are.
@@ -131,11 +175,11 @@ pub struct Staleness {
 
 /// The master's view of the registry.
 pub trait Registry: Send + Sync {
-    /// Records the configured pools in the `pools` set; returns how many were missing, which
-    /// after startup means Redis lost its data.
-    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<u64>>;
+    /// Records the configured pools in the `pools` set, with each pool's task rules; returns
+    /// how many pools were missing, which after startup means Redis lost its data.
+    fn init_pools<'a>(&'a self, pools: &'a [(String, TaskRules)]) -> BoxFuture<'a, Result<u64>>;
     /// Takes one slot by the pool's placement, atomically. `None` when every worker is full.
-    fn reserve<'a>(&'a self, r: &'a Reservation) -> BoxFuture<'a, Result<Option<ProcessId>>>;
+    fn reserve<'a>(&'a self, r: Reservation<'a>) -> BoxFuture<'a, Result<Option<ProcessId>>>;
     /// Gives the agent's slot back and removes the agent. `None` when the agent is unknown.
     fn release<'a>(&'a self, agent: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>>;
     /// Takes a worker out of placement and marks it draining; returns its agents. With
@@ -184,13 +228,35 @@ pub trait Registry: Send + Sync {
         holder: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>>;
-    /// Sets an agent's status from the master's side; false when the agent is gone.
+    /// Records tasks (queued, with the attempts already spent) and queues them by priority;
+    /// idle agents take them at once, their workers told in the same step. A task already
+    /// known is left as it is. Returns how many were new.
+    fn submit_tasks<'a>(&'a self, tasks: &'a [Task]) -> BoxFuture<'a, Result<u64>>;
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>>;
+    /// Cancels a task: at once when queued; a running one is stopped by its worker, which
+    /// reports it. Returns its status after the step, `None` when unknown.
+    fn cancel_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>>;
+    /// Puts a failed task back in line, attempts reset. Returns its status after the step.
+    fn retry_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>>;
+    /// A pool's clockwork: retries due back in line, expired leases retried or failed, idle
+    /// agents handed what waits.
+    fn tend_tasks<'a>(&'a self, pool: &'a str) -> BoxFuture<'a, Result<Tended>>;
+    /// Sets an agent's status from the master's side and returns the agent as it was before;
+    /// `None` when the agent is gone. Marking it `stopping` keeps moves and reschedules from
+    /// placing it again, and its worker from reporting it anything but stopped.
     fn mark_agent<'a>(
         &'a self,
         agent: &'a AgentId,
         status: AgentState,
         error: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>>;
+    ) -> BoxFuture<'a, Result<Option<Agent>>>;
+    /// Puts a draining worker back in placement (a drain that could not move an agent);
+    /// false when it is unknown or not draining.
+    fn undrain<'a>(&'a self, process: &'a ProcessId) -> BoxFuture<'a, Result<bool>>;
+    /// Takes autoscaled agents idle long enough out of service, longest idle first, in one
+    /// step: each is marked `stopping` and leaves the idle set, so no task reaches it; the
+    /// caller terminates them. None while tasks wait in the pool's queue. Returns their ids.
+    fn retire_idle<'a>(&'a self, r: Retirement<'a>) -> BoxFuture<'a, Result<Vec<AgentId>>>;
 }
 
 /// A worker's view of the registry.
@@ -203,7 +269,7 @@ pub trait ControlPlane: Send + Sync {
     fn register_with<'a>(
         &'a self,
         p: &'a WorkerProcess,
-        agents: &'a [HostedAgent],
+        agents: &'a [Hosted],
     ) -> BoxFuture<'a, Result<()>>;
     fn heartbeat<'a>(
         &'a self,
@@ -220,6 +286,17 @@ pub trait ControlPlane: Send + Sync {
         process: &'a ProcessId,
         w: StatusWrite<'a>,
     ) -> BoxFuture<'a, Result<Option<u64>>>;
+    /// The agent came up: idle, and handed its next task when one waits.
+    fn agent_ready<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        agent: &'a AgentId,
+        epoch: Option<u64>,
+    ) -> BoxFuture<'a, Result<Ready>>;
+    /// Reports how an attempt ended; the agent takes its next task in the same step.
+    fn finish_task<'a>(&'a self, report: &'a TaskReport) -> BoxFuture<'a, Result<Finished>>;
+    /// A task, for a worker that must run an attempt it missed the command for.
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>>;
     fn set_process_status<'a>(
         &'a self,
         id: &'a ProcessId,

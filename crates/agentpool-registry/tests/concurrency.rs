@@ -1,12 +1,14 @@
 //! `reserve` under contention against a real Redis: many reservations racing over several
-//! connections never overbook a worker, never lose a slot and never place an agent twice.
+//! connections never overbook a worker, never lose a slot and never place an agent twice, as
+//! the keys show. The same race over one handle runs on every backend in
+//! `embedded_placement.rs`.
 
 mod common;
 
-use agentpool_registry::Registry;
 use agentpool_registry::redis::RedisRegistry;
+use agentpool_registry::{Registry, Reservation};
 use agentpool_types::{Placement, ProcessId};
-use common::{Env, reservation};
+use common::{Env, agent};
 use std::collections::{BTreeMap, BTreeSet};
 
 const WORKERS: usize = 3;
@@ -14,8 +16,9 @@ const CAPACITY: u32 = 10;
 const ATTEMPTS: usize = 200;
 const CONNECTIONS: usize = 4;
 
+/// Redis-only: the scripts' atomicity across separate connections, read back from the keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_reserves_fill_every_slot_exactly_once() {
+async fn concurrent_reserves_over_many_connections_fill_every_slot_exactly_once() {
     let env = Env::start().await;
     let mut workers = Vec::new();
     for _ in 0..WORKERS {
@@ -35,8 +38,11 @@ async fn concurrent_reserves_fill_every_slot_exactly_once() {
                 Placement::Spread
             };
             tokio::spawn(async move {
-                let r = reservation("dev", placement);
-                let picked = reg.reserve(&r).await.expect("reserve");
+                let r = agent("dev");
+                let picked = reg
+                    .reserve(Reservation::new(&r, placement))
+                    .await
+                    .expect("reserve");
                 (r.agent_id, picked)
             })
         })

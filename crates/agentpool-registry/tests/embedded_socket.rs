@@ -8,7 +8,7 @@ use agentpool_registry::embedded::{
 use agentpool_registry::{ControlPlane, Heartbeat, Registry, RegistryError, Target};
 use agentpool_testkit::TempDir;
 use agentpool_types::{AgentId, Command, CommandKind, Event, EventKind, ProcessId, ProcessState};
-use agentpool_types::{Placement, WorkerProcess};
+use agentpool_types::{AgentSpec, Placement, WorkerProcess};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;
@@ -59,23 +59,23 @@ async fn a_worker_lives_its_life_over_the_socket() {
     let mut events = reg.events().await.unwrap();
     let mut cmds = cp.commands("dev", me).await.unwrap();
 
-    let r = agentpool_registry::Reservation {
+    let r = AgentSpec {
         agent_id: AgentId::new(),
-        pool: "dev".into(),
-        placement: Placement::Pack,
-        role: "echo".into(),
+        pool_name: "dev".into(),
+        role_type: "echo".into(),
         name: "n".into(),
-        metadata: "{}".into(),
-        move_from: None,
-        must_exist: false,
+        metadata: serde_json::json!({}),
         restart: None,
+        autoscaled: false,
     };
-    assert_eq!(reg.reserve(&r).await.unwrap().as_ref(), Some(me));
+    let reservation = agentpool_registry::Reservation::new(&r, Placement::Pack);
+    assert_eq!(reg.reserve(reservation).await.unwrap().as_ref(), Some(me));
     let hb = cp.heartbeat(me, 7, 1.5).await.unwrap();
     assert_eq!(
         hb,
         Heartbeat::Alive {
-            assigned: vec![r.agent_id.clone()]
+            assigned: vec![r.agent_id.clone()],
+            holding: vec![],
         }
     );
 

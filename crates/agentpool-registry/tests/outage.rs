@@ -5,10 +5,10 @@
 mod common;
 
 use agentpool_registry::redis::RedisRegistry;
-use agentpool_registry::{ControlPlane, Registry, RegistryError, Target};
+use agentpool_registry::{ControlPlane, Registry, RegistryError, Reservation, Target};
 use agentpool_testkit::{wait_for, wait_until};
 use agentpool_types::{AgentId, Command, CommandKind, Event, EventKind, Placement, ProcessId};
-use common::{Env, WAIT, reservation, worker_process};
+use common::{Env, WAIT, agent, worker_process};
 
 /// Stops Redis and keeps it down until a fresh connection has given up three times in a row:
 /// each attempt runs the same reconnect back-off as every registry connection, so by then any
@@ -26,13 +26,14 @@ async fn long_outage(env: &mut Env) {
     env.conn = env.redis.conn().await;
 }
 
+/// Redis-only: only a Redis server can be down while the registry handles stay up.
 #[tokio::test]
 async fn calls_fail_as_unavailable_during_an_outage_and_recover_after_it() {
     let mut env = Env::start().await;
     env.redis.stop();
     let err = env
         .reg
-        .reserve(&reservation("dev", Placement::Pack))
+        .reserve(Reservation::new(&agent("dev"), Placement::Pack))
         .await
         .expect_err("reserve against a stopped Redis");
     assert!(matches!(err, RegistryError::Unavailable(_)), "{err:?}");
@@ -55,6 +56,7 @@ async fn calls_fail_as_unavailable_during_an_outage_and_recover_after_it() {
     env.assert_slots("dev", &w.process_id, true).await;
 }
 
+/// Redis-only: the pub/sub connections must outlast Redis's reconnect back-off.
 #[tokio::test]
 async fn subscriptions_survive_an_outage_longer_than_the_reconnect_back_off() {
     let mut env = Env::start().await;

@@ -4,11 +4,23 @@
 mod common;
 
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
-use agentpool_registry::{ControlPlane, Heartbeat, ReapMode, Registry, Reservation};
-use agentpool_types::{AgentState, Placement};
-use common::{Env, StatusExt, reservation, worker_process};
+use agentpool_registry::{ControlPlane, Heartbeat, ReapMode, Registry, Reservation, StatusWrite};
+use agentpool_types::{AgentState, Placement, TaskRules};
+use common::{Env, agent, worker_process};
 use redis::AsyncCommands;
 
+/// The pool's task rules, which `init_pools` writes under the prefix too.
+const RULES: TaskRules = TaskRules {
+    default_timeout_ms: 300_000,
+    lease_grace_ms: 5_000,
+    retry_backoff_ms: 1_000,
+    retry_backoff_max_ms: 60_000,
+    circuit_failures: 0,
+    circuit_cooldown_ms: 30_000,
+    final_ttl_ms: 3_600_000,
+};
+
+/// Redis-only: key prefixes exist only in Redis, where several registries share one server.
 #[tokio::test]
 async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
     let env = Env::start().await;
@@ -19,25 +31,31 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
 
     let w = worker_process("dev", 3);
     cp.register(&w).await.unwrap();
-    reg.init_pools(&["dev".to_owned()]).await.unwrap();
-    let r = reservation("dev", Placement::Pack);
-    assert_eq!(reg.reserve(&r).await.unwrap(), Some(w.process_id.clone()));
-    let r2 = reservation("dev", Placement::Spread);
-    reg.reserve(&r2).await.unwrap().unwrap();
-    let set = cp.set_status(&w.process_id, &r.agent_id, AgentState::Stopping, None);
-    assert!(set.await.unwrap());
+    reg.init_pools(&[("dev".to_owned(), RULES)]).await.unwrap();
+    let r = agent("dev");
+    let placed = reg.reserve(Reservation::new(&r, Placement::Pack)).await;
+    assert_eq!(placed.unwrap(), Some(w.process_id.clone()));
+    let r2 = agent("dev");
+    reg.reserve(Reservation::new(&r2, Placement::Spread))
+        .await
+        .unwrap()
+        .unwrap();
+    let stopping = StatusWrite::new(&r.agent_id, AgentState::Stopping);
+    let set = cp.set_agent_status(&w.process_id, stopping).await.unwrap();
+    assert!(set.is_some());
     let hb = cp.heartbeat(&w.process_id, 1, 1.0).await.unwrap();
     assert_eq!(
         hb,
         Heartbeat::Alive {
-            assigned: vec![r2.agent_id.clone()]
+            assigned: vec![r2.agent_id.clone()],
+            holding: vec![]
         }
     );
 
     // The other prefix sees nothing and cannot place anything.
     assert_eq!(
         other
-            .reserve(&reservation("dev", Placement::Pack))
+            .reserve(Reservation::new(&agent("dev"), Placement::Pack))
             .await
             .unwrap(),
         None
@@ -72,12 +90,10 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
         Some(vec![r2.agent_id.clone()])
     );
     let mv = Reservation {
-        move_from: Some(w.process_id.clone()),
-        must_exist: false,
-        restart: None,
-        ..r2.clone()
+        move_from: Some(&w.process_id),
+        ..Reservation::new(&r2, Placement::Spread)
     };
-    assert_eq!(reg.reserve(&mv).await.unwrap(), Some(w2.process_id.clone()));
+    assert_eq!(reg.reserve(mv).await.unwrap(), Some(w2.process_id.clone()));
     assert!(
         reg.reap(&w.process_id, ReapMode::Delete)
             .await
@@ -102,6 +118,11 @@ async fn every_key_carries_the_prefix_and_prefixes_are_isolated() {
     let agent_key = format!("t1:agent:{}", r2.agent_id);
     assert_eq!(
         keys,
-        vec![agent_key.as_str(), "t1:pool:dev:agents", "t1:pools"]
+        vec![
+            agent_key.as_str(),
+            "t1:pool:dev:agents",
+            "t1:pool:dev:rules",
+            "t1:pools"
+        ]
     );
 }

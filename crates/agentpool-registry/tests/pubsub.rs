@@ -1,6 +1,7 @@
-//! Pub/sub against a real Redis: worker events reach `Registry::events`, master commands reach
-//! the addressed worker's `ControlPlane::commands`, and both subscriptions survive a Redis
-//! restart (the connection reconnects and resubscribes by itself).
+//! Pub/sub against a real Redis, where only Redis can show it: a stray message on an events
+//! channel is skipped, and both subscriptions survive a Redis restart (the connection
+//! reconnects and resubscribes by itself). Delivery itself (events of every pool, commands to
+//! the addressed worker only) is checked on every backend in `embedded_pubsub.rs`.
 
 mod common;
 
@@ -33,58 +34,24 @@ async fn next<T>(rx: &mut UnboundedReceiver<T>) -> T {
         .expect("subscription closed")
 }
 
+/// Redis-only: a message on the events channel that is not an event (anyone with `redis-cli`
+/// can publish one) is skipped, and the stream goes on.
 #[tokio::test]
-async fn events_of_every_pool_reach_the_master_and_garbage_is_skipped() {
+async fn garbage_on_the_events_channel_is_skipped() {
     let env = Env::start().await;
     let mut events = env.reg.events().await.unwrap();
-    let p = ProcessId::new();
-
     let _: i64 = env
         .conn
         .clone()
         .publish("pool:dev:events", "not json")
         .await
         .unwrap();
-    let first = started(&p);
+    let first = started(&ProcessId::new());
     env.cp.publish("dev", &first).await.unwrap();
     assert_eq!(next(&mut events).await, first, "garbage was not skipped");
-
-    let second = Event::new(EventKind::AgentFailed {
-        agent_id: AgentId::new(),
-        process_id: p.clone(),
-        error: "boom".into(),
-    });
-    env.cp.publish("other", &second).await.unwrap();
-    assert_eq!(next(&mut events).await, second);
 }
 
-#[tokio::test]
-async fn commands_reach_the_addressed_worker_only() {
-    let env = Env::start().await;
-    let me = ProcessId::new();
-    let someone_else = ProcessId::new();
-    let mut cmds = env.cp.commands("dev", &me).await.unwrap();
-
-    // Sent in order on one connection: what is not for us must not arrive before what is.
-    let not_mine = terminate();
-    env.reg
-        .send(Target::Process(&someone_else), &not_mine)
-        .await
-        .unwrap();
-    env.reg
-        .send(Target::Pool("other"), &not_mine)
-        .await
-        .unwrap();
-    let direct = terminate();
-    env.reg.send(Target::Process(&me), &direct).await.unwrap();
-    assert_eq!(next(&mut cmds).await, direct);
-
-    let pool_wide = Command::new(CommandKind::Shutdown { grace_ms: 500 });
-    env.reg.send(Target::Pool("dev"), &pool_wide).await.unwrap();
-    assert_eq!(next(&mut cmds).await, pool_wide);
-    assert!(cmds.try_recv().is_err(), "unexpected extra command");
-}
-
+/// Redis-only: the connection drops with the server and must reconnect and resubscribe.
 #[tokio::test]
 async fn subscriptions_survive_a_redis_restart() {
     let mut env = Env::start().await;

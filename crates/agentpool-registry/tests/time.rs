@@ -45,6 +45,7 @@ fn expected(secs: i64, micros: u32) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Redis-only: `time.lua` runs only inside Redis, on its `TIME`.
 #[tokio::test]
 async fn stamps_match_chrono_on_calendar_edges() {
     let redis = agentpool_testkit::TestRedis::start().await;
@@ -73,6 +74,7 @@ async fn stamps_match_chrono_on_calendar_edges() {
     }
 }
 
+/// Redis-only: `time.lua` runs only inside Redis, on its `TIME`.
 #[tokio::test]
 async fn stamps_match_chrono_across_five_centuries() {
     let redis = agentpool_testkit::TestRedis::start().await;

@@ -10,8 +10,10 @@ pub enum StoreError {
     /// The database answered with an error (a constraint, a bad statement, a failed migration).
     #[error("database error: {0}")]
     Database(String),
-    /// A stored row could not be read back into the domain types.
-    #[error("invalid stored data: {0}")]
+    /// Data that cannot go into the store or come out of it: a stored row that does not read
+    /// back into the domain types, or an argument out of range (a malformed timestamp, too
+    /// many tasks in one insert).
+    #[error("invalid data: {0}")]
     Invalid(String),
 }
 
@@ -48,7 +50,12 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 fn is_outage(e: &sqlx::Error) -> bool {
     use sqlx::Error as E;
     match e {
-        E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => true,
+        E::PoolTimedOut
+        | E::PoolClosed
+        | E::Io(_)
+        | E::Tls(_)
+        | E::WorkerCrashed
+        | E::Protocol(_) => true,
         E::Database(db) => db.code().is_some_and(|c| is_outage_code(&c)),
         E::Migrate(m) => {
             matches!(&**m, sqlx::migrate::MigrateError::Execute(inner) if is_outage(inner))
@@ -59,7 +66,8 @@ fn is_outage(e: &sqlx::Error) -> bool {
 
 /// SQLSTATEs that mean the server (or PgBouncer in front of it) is not serving: class 08
 /// (connection exception; PgBouncer also reports a down server with 08P01), 57P01-57P03
-/// (shutting down, cannot connect now) and 53300 (too many connections).
+/// (shutting down, cannot connect now), 53300 (too many connections) and 55000 (the database
+/// is not accepting connections, `ALLOW_CONNECTIONS false`).
 fn is_outage_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55000")
 }

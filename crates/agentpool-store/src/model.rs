@@ -1,8 +1,7 @@
 //! What the store holds and the updates it takes.
 
-use agentpool_types::{AgentId, AgentState, ProcessId};
+use agentpool_types::{AgentId, AgentSpec, AgentState, ProcessId, TaskChange};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 /// What the operator asked for; survives master restarts (the status is what happened).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,7 +10,7 @@ pub enum DesiredState {
     Stopped,
 }
 
-agentpool_types::string_enum!(DesiredState {
+agentpool_types::text_enum!(DesiredState {
     Running => "running",
     Stopped => "stopped",
 });
@@ -30,7 +29,7 @@ pub enum AgentEventKind {
     Restarted,
 }
 
-agentpool_types::string_enum!(AgentEventKind {
+agentpool_types::text_enum!(AgentEventKind {
     Spawned => "spawned",
     Started => "started",
     Stopped => "stopped",
@@ -42,25 +41,10 @@ agentpool_types::string_enum!(AgentEventKind {
     Restarted => "restarted",
 });
 
-/// An agent to record; it starts `desired_state = running`, `status = pending`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewAgent {
-    pub agent_id: AgentId,
-    pub pool: String,
-    pub role: String,
-    pub name: String,
-    /// The spawn request's `config` object.
-    pub config: Value,
-}
-
 /// One row of `agents`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentRow {
-    pub agent_id: AgentId,
-    pub pool: String,
-    pub role: String,
-    pub name: String,
-    pub config: Value,
+    pub spec: AgentSpec,
     pub desired_state: DesiredState,
     pub status: AgentState,
     pub process_id: Option<ProcessId>,
@@ -84,7 +68,7 @@ pub struct AgentEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerRow {
     pub process_id: ProcessId,
-    pub pool: String,
+    pub pool_name: String,
     pub pid: u32,
     pub started_at: DateTime<Utc>,
     pub exited_at: Option<DateTime<Utc>>,
@@ -116,7 +100,7 @@ pub enum Update {
     /// A worker process started (a repeat for the same process id is ignored).
     WorkerStarted {
         process_id: ProcessId,
-        pool: String,
+        pool_name: String,
         pid: u32,
         at: DateTime<Utc>,
     },
@@ -126,6 +110,9 @@ pub enum Update {
         exit_status: String,
         at: DateTime<Utc>,
     },
+    /// A task moved (an attempt started or ended), written with the rest of the batch; applied
+    /// only if it moves the task forward (see [`crate::task_store`]), an unknown task skipped.
+    Task(TaskChange),
 }
 
 impl Update {
@@ -152,7 +139,7 @@ impl Update {
     pub fn worker_started(process_id: &ProcessId, pool: &str, pid: u32) -> Self {
         Update::WorkerStarted {
             process_id: process_id.clone(),
-            pool: pool.to_owned(),
+            pool_name: pool.to_owned(),
             pid,
             at: Utc::now(),
         }

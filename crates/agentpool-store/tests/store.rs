@@ -5,77 +5,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentpool_store::{
-    AgentEventKind, BatchWriter, DesiredState, NewAgent, PgStore, Store, StoreError, Update,
-    WriterConfig, connect_postgres, connect_sqlite,
+    AgentEventKind, BatchWriter, DesiredState, Store, StoreError, Update, WriterConfig,
 };
-use agentpool_testkit::{TempDir, TestPgBouncer, TestPostgres};
-use agentpool_types::{AgentId, AgentState, PoolSpec, ProcessId};
+use agentpool_types::{AgentId, AgentSpec, AgentState, PoolSpec, ProcessId, RestartPolicy};
 use chrono::Utc;
 use serde_json::json;
 
-/// A store plus whatever keeps its database alive.
-struct Fixture {
-    store: Arc<dyn Store>,
-    _keep: Box<dyn std::any::Any + Send>,
-}
-
-struct Pg {
-    store: PgStore,
-    bouncer: TestPgBouncer,
-    _pg: TestPostgres,
-}
-
-async fn pg_setup() -> Pg {
-    let pg = TestPostgres::create().await;
-    let bouncer = TestPgBouncer::in_front_of(&pg).await;
-    let store = connect_postgres(&pg.url(), Some(&bouncer.url()))
-        .await
-        .expect("connect postgres through pgbouncer");
-    Pg {
-        store,
-        bouncer,
-        _pg: pg,
-    }
-}
-
-async fn postgres() -> Fixture {
-    let pg = pg_setup().await;
-    Fixture {
-        store: Arc::new(pg.store.clone()),
-        _keep: Box::new(pg),
-    }
-}
-
-async fn sqlite() -> Fixture {
-    let dir = TempDir::new("store");
-    let store = connect_sqlite(&dir.path().join("db/agentpool.sqlite"))
-        .await
-        .expect("open sqlite");
-    Fixture {
-        store: Arc::new(store),
-        _keep: Box::new(dir),
-    }
-}
-
-/// `both!(body)`: a module `body` with a `postgres` and a `sqlite` test running `body`.
-macro_rules! both {
-    ($($body:ident),+ $(,)?) => {$(
-        mod $body {
-            #[tokio::test]
-            async fn postgres() {
-                let fx = super::postgres().await;
-                super::$body(fx.store.clone()).await;
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                let fx = super::sqlite().await;
-                super::$body(fx.store.clone()).await;
-            }
-        }
-    )+};
-}
+mod common;
+use common::pg_setup;
 
 both!(
+    desired_states_of_the_given_agents,
     pools_and_agents_round_trip,
     desired_state_of_unknown_agent_is_false,
     apply_is_all_or_nothing,
@@ -85,13 +25,15 @@ both!(
     writer_skips_an_update_the_database_rejects,
 );
 
-fn new_agent(pool: &str, name: &str) -> NewAgent {
-    NewAgent {
+fn new_agent(pool: &str, name: &str) -> AgentSpec {
+    AgentSpec {
         agent_id: AgentId::new(),
-        pool: pool.into(),
-        role: "developer".into(),
+        pool_name: pool.into(),
+        role_type: "developer".into(),
         name: name.into(),
-        config: json!({"model": "small", "n": 3}),
+        metadata: json!({"model": "small", "n": 3}),
+        restart: None,
+        autoscaled: false,
     }
 }
 
@@ -113,17 +55,16 @@ async fn pools_and_agents_round_trip(store: Arc<dyn Store>) {
     let pools = store.pools().await.unwrap();
     assert_eq!(pools, vec![dev, PoolSpec::new("qa", "tester")]);
 
-    let agent = new_agent("dev", "dev-1");
+    let mut agent = new_agent("dev", "dev-1");
+    agent.restart = Some(RestartPolicy::Temporary);
     store.insert_agent(&agent).await.unwrap();
     let row = store
         .agent(&agent.agent_id)
         .await
         .unwrap()
         .expect("agent row");
-    assert_eq!(row.agent_id, agent.agent_id);
-    assert_eq!((row.pool.as_str(), row.role.as_str()), ("dev", "developer"));
-    assert_eq!(row.name, "dev-1");
-    assert_eq!(row.config, agent.config);
+    // The whole spec comes back, the agent's own restart policy included.
+    assert_eq!(row.spec, agent);
     assert_eq!(row.desired_state, DesiredState::Running);
     assert_eq!(row.status, AgentState::Pending);
     assert_eq!(
@@ -154,7 +95,7 @@ async fn desired_state_of_unknown_agent_is_false(store: Arc<dyn Store>) {
             .unwrap()
     );
     let ids = |rows: Vec<agentpool_store::AgentRow>| -> Vec<AgentId> {
-        rows.into_iter().map(|r| r.agent_id).collect()
+        rows.into_iter().map(|r| r.spec.agent_id).collect()
     };
     let running = store
         .agents_with_desired(DesiredState::Running)
@@ -197,7 +138,10 @@ async fn apply_is_all_or_nothing(store: Arc<dyn Store>) {
     assert!(row.updated_at > row.created_at);
     assert_eq!(store.events(&a).await.unwrap().len(), 2);
     let w = store.worker(&worker).await.unwrap().unwrap();
-    assert_eq!((w.pool.as_str(), w.pid, w.exited_at), ("dev", 4242, None));
+    assert_eq!(
+        (w.pool_name.as_str(), w.pid, w.exited_at),
+        ("dev", 4242, None)
+    );
     assert_eq!(store.running_workers().await.unwrap(), vec![w]);
 
     // restarts / last_error are kept when not given, set when given.
@@ -457,4 +401,54 @@ async fn writer_keeps_updates_through_an_outage_dropping_the_oldest_over_the_lim
         ["3", "4", "5", "6", "7"],
         "the 3 oldest were dropped"
     );
+}
+
+/// A database that refuses connections (an operator took it away) is an outage too, not an
+/// internal error, through PgBouncer as well as directly.
+#[tokio::test]
+async fn a_database_refusing_connections_is_unavailable() {
+    let pg = pg_setup().await;
+    let store: Arc<dyn Store> = Arc::new(pg.store.clone());
+    let a = inserted(&store, "a").await;
+    pg._pg.refuse_connections(true).await;
+    assert_unavailable("ping", store.ping()).await;
+    assert_unavailable("agent", store.agent(&a)).await;
+    assert_unavailable("insert_agent", store.insert_agent(&new_agent("dev", "b"))).await;
+    pg._pg.refuse_connections(false).await;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while store.ping().await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the store works again once the database takes connections");
+    assert!(store.agent(&a).await.unwrap().is_some());
+}
+
+async fn desired_states_of_the_given_agents(store: Arc<dyn Store>) {
+    let ids: Vec<AgentId> = futures_ids(&store, 3).await;
+    store
+        .set_desired_state(&ids[1], DesiredState::Stopped)
+        .await
+        .unwrap();
+    let mut asked = ids.clone();
+    asked.push(AgentId::new());
+    let mut got = store.desired_states(&asked).await.unwrap();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let want = vec![
+        (ids[0].clone(), DesiredState::Running),
+        (ids[1].clone(), DesiredState::Stopped),
+        (ids[2].clone(), DesiredState::Running),
+    ];
+    assert_eq!(got, want, "unknown ids are left out");
+    assert!(store.desired_states(&[]).await.unwrap().is_empty());
+}
+
+async fn futures_ids(store: &Arc<dyn Store>, n: usize) -> Vec<AgentId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(inserted(store, &format!("d-{i}")).await);
+    }
+    ids.sort();
+    ids
 }

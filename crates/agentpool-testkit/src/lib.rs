@@ -4,7 +4,9 @@
 //! - [`net`]: `free_port`, an OS-assigned free TCP port on 127.0.0.1.
 //! - [`tempdir`]: `TempDir`, a unique scratch directory removed on drop.
 //! - [`procs`]: `/proc` scanning for stray worker processes (`worker_pids`) and killing them.
+//! - `server`: `Server`, the one owner of a server child (`redis-server`, `pgbouncer`): start with a readiness wait, kill, restart on the same port.
 //! - [`redis_server`]: `TestRedis`, a private `redis-server` per test that can be stopped and restarted.
+//! - [`snapshot`]: `redis_snapshot`, every key of a Redis with its type and content, heartbeats optionally left out.
 //! - [`postgres`]: `TestPostgres`, a fresh database per test on the local PostgreSQL, dropped on drop.
 //! - [`pgbouncer`]: `TestPgBouncer`, a real pgbouncer (session mode) in front of one, stoppable and restartable.
 //! - [`master`]: `TestMaster`, the real `agentpool serve` binary as a child process, with JSON HTTP helpers.
@@ -15,6 +17,8 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod procs;
 pub mod redis_server;
+mod server;
+pub mod snapshot;
 pub mod tempdir;
 pub mod wait;
 
@@ -24,5 +28,6 @@ pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
 pub use procs::worker_pids;
 pub use redis_server::TestRedis;
+pub use snapshot::{Heartbeats, redis_snapshot};
 pub use tempdir::TempDir;
 pub use wait::{wait_for, wait_until};

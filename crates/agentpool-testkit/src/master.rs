@@ -50,7 +50,8 @@ pub struct TestMaster {
 }
 
 impl TestMaster {
-    /// Spawns `<bin> serve` on a free port and waits until `GET /health` gets any HTTP answer.
+    /// Spawns `<bin> serve` on a free port and waits until `GET /health` answers as a master
+    /// past its startup.
     /// Panics with the tail of `master.log` if the master exits or never answers.
     pub async fn start(opts: MasterOptions) -> TestMaster {
         let dir = TempDir::new("master");
@@ -126,7 +127,7 @@ impl TestMaster {
             async move {
                 match exited {
                     Some(status) => Some(Err(status)),
-                    None => req.send().await.ok().map(|_| Ok(())),
+                    None => ready(req).await.then_some(Ok(())),
                 }
             }
         })
@@ -262,6 +263,16 @@ impl Drop for TestMaster {
             );
         }
     }
+}
+
+/// Whether `/health` answers as a master past its startup: while it waits for Redis or the
+/// database it answers `{"status": "starting"}`.
+async fn ready(req: reqwest::RequestBuilder) -> bool {
+    let Ok(resp) = req.send().await else {
+        return false;
+    };
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    body["status"] != "starting"
 }
 
 /// JSON if the body parses, `Null` if it is empty, otherwise the raw text as a JSON string.

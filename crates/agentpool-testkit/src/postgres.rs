@@ -58,6 +58,31 @@ impl TestPostgres {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Makes the database refuse new connections and ends the ones it has (`refuse = true`),
+    /// the way an operator takes a database away; `false` lets connections in again.
+    pub async fn refuse_connections(&self, refuse: bool) {
+        let mut conn = PgConnection::connect(ADMIN_URL)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {ADMIN_URL}: {e}"));
+        let name = &self.name;
+        let allow = if refuse { "false" } else { "true" };
+        let sql = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("ALTER DATABASE {name}: {e}"));
+        if refuse {
+            let end = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            );
+            sqlx::raw_sql(AssertSqlSafe(end))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("ending the backends of {name}: {e}"));
+        }
+        let _ = conn.close().await;
+    }
 }
 
 impl Drop for TestPostgres {

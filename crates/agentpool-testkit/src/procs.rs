@@ -1,16 +1,17 @@
 //! Finding and killing worker processes through `/proc`.
 //!
 //! Workers run in their own process groups and get reparented when the master dies, so the
-//! only reliable handle on them is their command line: the master starts them as
-//! `agentpool worker ... --control <redis_url> ...`, and each test uses a private Redis URL.
+//! only reliable handle on them is what they were started with: the master starts them as
+//! `agentpool worker ...` with their settings, the registry URL included, as JSON in the
+//! `AGENTPOOL_WORKER_CONFIG` environment variable, and each test uses a private registry URL.
 
 use std::fs;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Pid, getpgid, getpgrp};
 
-/// Pids of live processes whose argv contains both `worker` and exactly `redis_url`
-/// (as a whole argument, or as the value of a `--flag=<redis_url>` argument).
+/// Pids of live processes whose argv contains `worker` and whose worker settings name exactly
+/// `redis_url` as their registry (or, for stand-ins, whose argv contains it).
 pub fn worker_pids(redis_url: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -49,12 +50,24 @@ fn is_worker_of(pid: i32, redis_url: &str) -> bool {
         return false;
     };
     let args: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-    let url = redis_url.as_bytes();
-    let has_worker = args.iter().any(|a| *a == b"worker");
-    let has_url = args
-        .iter()
-        .any(|a| *a == url || (a.ends_with(url) && a[..a.len() - url.len()].ends_with(b"=")));
-    has_worker && has_url
+    if !args.iter().any(|a| *a == b"worker") {
+        return false;
+    }
+    args.contains(&redis_url.as_bytes()) || settings_name(pid, redis_url)
+}
+
+/// Whether the process's worker settings (JSON in its environment) name `url` as the registry.
+fn settings_name(pid: i32, url: &str) -> bool {
+    let Ok(raw) = fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let Ok(quoted) = serde_json::to_string(url) else {
+        return false;
+    };
+    let needle = format!("\"control_url\":{quoted}");
+    raw.split(|&b| b == 0)
+        .filter_map(|var| var.strip_prefix(b"AGENTPOOL_WORKER_CONFIG="))
+        .any(|json| String::from_utf8_lossy(json).contains(&needle))
 }
 
 /// A killed worker whose new parent does not reap it stays in /proc as a zombie; it is not

@@ -1,59 +1,64 @@
 //! A private `redis-server` per test: isolated data, and killable to simulate an outage.
 
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
-use crate::net::free_port;
-use crate::tempdir::{TempDir, tail};
-use crate::wait::wait_ready;
-
-/// How long a fresh redis-server gets to answer PING; it normally takes a few ms.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts before giving up; a retry only happens when the server exits early, which on a
-/// busy machine usually means another process took the port between pick and bind.
-const ATTEMPTS: usize = 5;
+use crate::server::{Server, ServerKind};
+use crate::tempdir::TempDir;
 
 /// A `redis-server` child on 127.0.0.1 with no persistence; SIGKILLed and reaped on drop.
 #[derive(Debug)]
 pub struct TestRedis {
-    port: u16,
-    child: Option<Child>,
-    dir: TempDir,
+    server: Server<Redis>,
+}
+
+/// How the testkit runs redis-server.
+#[derive(Debug)]
+struct Redis;
+
+impl ServerKind for Redis {
+    fn name(&self) -> &'static str {
+        "redis-server"
+    }
+
+    fn command(&self, port: u16, dir: &Path) -> Command {
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir);
+        cmd
+    }
+
+    async fn ready(&self, port: u16) -> bool {
+        ping(&url(port)).await
+    }
+}
+
+fn url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
 }
 
 impl TestRedis {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> TestRedis {
-        let mut redis = TestRedis {
-            port: 0,
-            child: None,
-            dir: TempDir::new("redis"),
-        };
-        let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
-            redis.port = free_port();
-            match redis.launch().await {
-                Ok(()) => return redis,
-                Err(e) => failures.push(e),
-            }
+        TestRedis {
+            server: Server::start(Redis, TempDir::new("redis")).await,
         }
-        panic!("redis-server did not start:\n{}", failures.join("\n"));
     }
 
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        url(self.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Pid of the running server; panics if it is stopped.
     pub fn pid(&self) -> i32 {
-        let child = self.child.as_ref().expect("TestRedis is stopped");
-        child.id() as i32
+        self.server.pid().expect("TestRedis is stopped") as i32
     }
 
     pub fn client(&self) -> redis::Client {
@@ -69,74 +74,13 @@ impl TestRedis {
 
     /// SIGKILLs the server and reaps it: clients see an abrupt outage, not a clean shutdown.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.kill();
     }
 
     /// Starts a new, empty server on the same port (stopping the current one if needed),
     /// so clients configured with [`TestRedis::url`] reconnect to it.
     pub async fn restart(&mut self) {
-        self.stop();
-        let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
-            match self.launch().await {
-                Ok(()) => return,
-                Err(e) => failures.push(e),
-            }
-        }
-        panic!(
-            "redis-server did not restart on port {}:\n{}",
-            self.port,
-            failures.join("\n")
-        );
-    }
-
-    /// Spawns redis-server on `self.port` and waits for PING. `Err` if it exited early.
-    async fn launch(&mut self) -> Result<(), String> {
-        let log_path = self.dir.path().join("redis.log");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("open redis log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("spawn redis-server ({e}); is it installed? scripts/test installs it")
-            });
-        // Owned by self before waiting, so a timeout panic still kills it on drop.
-        self.child = Some(child);
-
-        let url = self.url();
-        let what = format!("redis-server on port {} to answer PING", self.port);
-        let outcome = wait_ready(&what, READY_TIMEOUT, &mut self.child, || {
-            let url = url.clone();
-            async move { ping(&url).await }
-        })
-        .await;
-        outcome.map_err(|status| {
-            self.child = None;
-            format!(
-                "port {}: redis-server exited with {status}; log tail:\n{}",
-                self.port,
-                tail(&log_path, 20)
-            )
-        })
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.restart().await;
     }
 }
 

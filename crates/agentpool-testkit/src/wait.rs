@@ -49,31 +49,6 @@ where
     .await
 }
 
-/// Waits until a freshly spawned server answers `probe`, or fails with its exit status as soon
-/// as it exits: a server that died at start must not cost the whole timeout.
-pub(crate) async fn wait_ready<F, Fut>(
-    what: &str,
-    timeout: Duration,
-    child: &mut Option<std::process::Child>,
-    mut probe: F,
-) -> Result<(), std::process::ExitStatus>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for(what, timeout, || {
-        let exited = child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-        let answered = probe();
-        async move {
-            match exited {
-                Some(status) => Some(Err(status)),
-                None => answered.await.then_some(Ok(())),
-            }
-        }
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

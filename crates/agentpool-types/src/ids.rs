@@ -1,4 +1,4 @@
-//! Identifiers. Both are uuid v7 so they sort by creation time in `redis-cli` output.
+//! Identifiers. All are uuid v7 so they sort by creation time in `redis-cli` output.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -28,6 +28,15 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// When the id was made (Unix ms), for a uuid v7; `None` for other ids.
+            pub fn created_ms(&self) -> Option<u64> {
+                let (secs, nanos) = uuid::Uuid::parse_str(&self.0)
+                    .ok()?
+                    .get_timestamp()?
+                    .to_unix();
+                Some(secs * 1000 + u64::from(nanos / 1_000_000))
+            }
         }
 
         impl Default for $name {
@@ -54,4 +63,8 @@ id_type!(
 id_type!(
     ProcessId,
     "Identifies one worker process. Never reused, even by the same pid."
+);
+id_type!(
+    TaskId,
+    "Identifies one task for its whole life, across retries."
 );

@@ -1,30 +1,51 @@
 //! Domain and protocol types shared by every agentpool crate. No I/O lives here.
 //!
-//! - [`ids`]: `AgentId` and `ProcessId`, uuid v7 strings.
-//! - [`pool`]: `PoolSpec` (one configured pool), its `Placement`, `Handler` and limits.
+//! - [`ids`]: `AgentId`, `ProcessId` and `TaskId`, uuid v7 strings.
+//! - [`text`]: `text_enum!`, the text form of enums stored or sent as words.
+//! - [`pool`]: `PoolSpec` (one configured pool), its `Placement` and limits.
+//! - [`autoscale`]: `Autoscale`, a pool sized by its task backlog.
+//! - [`handler`]: `Handler`, what a pool's agents run for each task: echo, exec or http.
 //! - [`state`]: the lifecycles, `AgentState` and `ProcessState`.
-//! - [`record`]: what the registry holds about an agent (`Agent`) and a worker (`WorkerProcess`).
+//! - [`agent`]: `AgentSpec`, one agent from the route to the worker, and `Agent`, its live record.
+//! - [`process`]: `WorkerProcess`, one worker as the registry shows it.
+//! - [`task`]: `TaskSpec` and `Task`, work for a pool's agents; attempts, outcomes, rules.
 //! - [`protocol`]: `Command` and `Event`, the JSON envelopes on the pub/sub channels.
 //! - [`placement`]: the pure placement choice both registries share.
 //! - [`restart`]: the pure restart decision (policy, intensity, backoff).
 //! - [`stats`]: `PoolStats`, the `/pools` row.
+//! - [`worker`]: `WorkerConfig`, what the master tells a worker it starts.
 
+pub mod agent;
+pub mod autoscale;
+pub mod handler;
 pub mod ids;
 pub mod placement;
 pub mod pool;
+pub mod process;
 pub mod protocol;
-pub mod record;
 pub mod restart;
 pub mod state;
 pub mod stats;
+pub mod task;
+pub mod text;
+pub mod worker;
 
-pub use ids::{AgentId, ProcessId};
+pub use agent::{Agent, AgentSpec};
+pub use autoscale::{Autoscale, AutoscaleView};
+pub use handler::{ExecHandler, ExecMode, Handler, HttpHandler};
+pub use ids::{AgentId, ProcessId, TaskId};
 pub use placement::{Candidate, choose};
-pub use pool::{Handler, Placement, PoolSpec, RestartPolicy, SpecError};
+pub use pool::{Circuit, Placement, PoolSpec, SpecError};
+pub use process::WorkerProcess;
 pub use protocol::{Command, CommandKind, Event, EventKind};
-pub use record::{Agent, WorkerProcess};
+pub use restart::RestartPolicy;
 pub use state::{AgentState, ProcessState};
-pub use stats::{PoolState, PoolStats};
+pub use stats::{PoolCounts, PoolState, PoolStats};
+pub use task::{
+    BroadcastRequest, CircuitState, Task, TaskBatch, TaskChange, TaskCounts, TaskList, TaskOutcome,
+    TaskReport, TaskRequest, TaskRules, TaskRun, TaskSpec, TaskState,
+};
+pub use worker::{WORKER_CONFIG_ENV, WorkerConfig};
 
 /// Current time as RFC 3339 with milliseconds, the format of every timestamp in the registry.
 pub fn now_rfc3339() -> String {

@@ -1,5 +1,8 @@
 //! One configured pool and the choices it makes.
 
+use crate::autoscale::Autoscale;
+use crate::handler::Handler;
+use crate::restart::RestartPolicy;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -30,68 +33,10 @@ pub enum Placement {
     Spread,
 }
 
-impl RestartPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestartPolicy::Permanent => "permanent",
-            RestartPolicy::Transient => "transient",
-            RestartPolicy::Temporary => "temporary",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "permanent" => Some(Self::Permanent),
-            "transient" => Some(Self::Transient),
-            "temporary" => Some(Self::Temporary),
-            _ => None,
-        }
-    }
-}
-
-impl Placement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Placement::Pack => "pack",
-            Placement::Spread => "spread",
-        }
-    }
-}
-
-/// What an agent of the pool does with a message.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Handler {
-    #[default]
-    Echo,
-    Exec {
-        command: String,
-        #[serde(default = "default_handler_timeout")]
-        timeout_secs: u64,
-    },
-    Http {
-        url: String,
-        #[serde(default = "default_handler_timeout")]
-        timeout_secs: u64,
-    },
-}
-
-fn default_handler_timeout() -> u64 {
-    30
-}
-
-/// Restart policy of a pool's agents (applied by the fault-tolerance work).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RestartPolicy {
-    /// Always restarted.
-    #[default]
-    Permanent,
-    /// Restarted only after a failure.
-    Transient,
-    /// Never restarted.
-    Temporary,
-}
+crate::text_enum!(Placement {
+    Pack => "pack",
+    Spread => "spread",
+});
 
 /// One pool as configured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,6 +64,44 @@ pub struct PoolSpec {
     pub restart_backoff_ms: u64,
     #[serde(default)]
     pub handler: Handler,
+    /// The circuit breaker of the pool's tasks.
+    #[serde(default)]
+    pub circuit: Circuit,
+    /// Sized by its task backlog; absent, the pool grows only by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
+}
+
+/// Failed task attempts in a row that stop a pool handing out its tasks, and for how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Circuit {
+    /// 0 turns the breaker off.
+    #[serde(default = "default_circuit_failures")]
+    pub failures: u32,
+    #[serde(default = "default_circuit_cooldown")]
+    pub cooldown_secs: u64,
+}
+
+/// Failed attempts in a row that open a pool's circuit by default.
+pub const DEFAULT_CIRCUIT_FAILURES: u32 = 5;
+/// How long an open circuit waits before a trial task, by default.
+pub const DEFAULT_CIRCUIT_COOLDOWN_SECS: u64 = 30;
+
+fn default_circuit_failures() -> u32 {
+    DEFAULT_CIRCUIT_FAILURES
+}
+fn default_circuit_cooldown() -> u64 {
+    DEFAULT_CIRCUIT_COOLDOWN_SECS
+}
+
+impl Default for Circuit {
+    fn default() -> Self {
+        Self {
+            failures: DEFAULT_CIRCUIT_FAILURES,
+            cooldown_secs: DEFAULT_CIRCUIT_COOLDOWN_SECS,
+        }
+    }
 }
 
 fn default_max_restarts() -> u32 {
@@ -166,6 +149,8 @@ impl PoolSpec {
             restart_period_secs: DEFAULT_RESTART_PERIOD_SECS,
             restart_backoff_ms: DEFAULT_RESTART_BACKOFF_MS,
             handler: Handler::Echo,
+            circuit: Circuit::default(),
+            autoscale: None,
         }
     }
 
@@ -215,8 +200,24 @@ impl PoolSpec {
         if self.min_processes > self.max_processes {
             return Err(err("min_processes", "must not exceed max_processes"));
         }
+        if let Some((field, problem)) = self.handler.problem() {
+            return Err(err(field, &problem));
+        }
+        let capacity = self.max_agents();
+        if let Some((field, problem)) = self.autoscale.and_then(|a| a.problem(capacity)) {
+            return Err(err(field, &problem));
+        }
         Ok(())
     }
+}
+
+/// Whether free text a person reads (an agent's name) may hold `c`: no control characters,
+/// and none that change how the text around them looks without being seen (bidi overrides
+/// and isolates, zero-width characters, the byte-order mark), which let a name pass for
+/// another in a listing or a log.
+pub fn is_shown_as_is(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Names of pools, roles and agents: short, printable, safe inside a Redis key.
@@ -243,6 +244,16 @@ mod tests {
         spec.min_processes = 5;
         spec.max_processes = 2;
         assert_eq!(spec.validate().unwrap_err().field, "min_processes");
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_not_shown_as_is() {
+        assert!("agent-1 ünïcode 日本".chars().all(is_shown_as_is));
+        for c in [
+            '\n', '\u{7}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}',
+        ] {
+            assert!(!is_shown_as_is(c), "{c:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Pub/sub only wakes the other side up. Correctness comes from the registry, so a lost message
 //! costs latency, never an agent.
 
-use crate::{AgentId, ProcessId};
+use crate::{AgentId, AgentSpec, ProcessId, TaskChange, TaskId, TaskRun};
 use serde::{Deserialize, Serialize};
 
 /// A command envelope.
@@ -21,18 +21,13 @@ pub struct Command {
 #[serde(tag = "command", content = "data", rename_all = "snake_case")]
 pub enum CommandKind {
     /// Start an agent that `reserve` already assigned to the receiving worker.
-    Spawn {
-        agent_id: AgentId,
-        role: String,
-        name: String,
-        #[serde(default)]
-        config: serde_json::Value,
-        /// Overrides the pool's restart policy for this agent.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        restart: Option<crate::RestartPolicy>,
-    },
-    /// Stop an agent; `graceful` lets it finish its current message first.
+    Spawn(AgentSpec),
+    /// Stop an agent; `graceful` lets it finish its current task first.
     Terminate { agent_id: AgentId, graceful: bool },
+    /// Run one attempt of a task on an agent the registry already gave it to.
+    RunTask(TaskRun),
+    /// Stop the attempt of a task that is running; it is reported `cancelled`.
+    CancelTask { task_id: TaskId, agent_id: AgentId },
     /// Stop every agent and exit.
     Shutdown { grace_ms: u64 },
 }
@@ -76,6 +71,14 @@ pub enum EventKind {
         process_id: ProcessId,
         error: String,
     },
+    /// A task's state changed; announced by the registry's step that changed it.
+    TaskChanged(TaskChange),
+    /// A running task's progress report.
+    TaskProgress {
+        task_id: TaskId,
+        agent_id: AgentId,
+        data: serde_json::Value,
+    },
 }
 
 impl Command {
@@ -106,6 +109,8 @@ impl Event {
             | EventKind::AgentStopped { agent_id, .. }
             | EventKind::AgentFailed { agent_id, .. }
             | EventKind::AgentRestarting { agent_id, .. } => agent_id.as_str(),
+            EventKind::TaskChanged(change) => change.task_id.as_str(),
+            EventKind::TaskProgress { task_id, .. } => task_id.as_str(),
         }
     }
 }

@@ -1,8 +1,27 @@
 //! The restart decision, as a pure function shared by the worker (an agent failed in place)
 //! and the master (an agent's worker died).
 
-use crate::pool::RestartPolicy;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// Whether an agent that stopped without being asked to is started again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartPolicy {
+    /// Always restarted.
+    #[default]
+    Permanent,
+    /// Restarted only after a failure.
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+crate::text_enum!(RestartPolicy {
+    Permanent => "permanent",
+    Transient => "transient",
+    Temporary => "temporary",
+});
 
 /// The longest pause between two restarts of one agent.
 pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(10);

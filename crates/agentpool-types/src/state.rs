@@ -2,37 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Gives a plain enum its text form: `ALL`, `as_str`, `Display` and `FromStr`. Used for every
-/// state and kind stored as text, in the registry and in the store.
-#[macro_export]
-macro_rules! string_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::std::str::FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(format!("unknown {} {other:?}", stringify!($name))),
-                }
-            }
-        }
-    };
-}
-
 /// Where an agent is in its life. `pending -> starting -> idle <-> busy -> stopping -> stopped`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,7 +22,7 @@ pub enum AgentState {
     Quarantined,
 }
 
-string_enum!(AgentState {
+crate::text_enum!(AgentState {
     Pending => "pending",
     Starting => "starting",
     Idle => "idle",
@@ -94,7 +63,7 @@ pub enum ProcessState {
     Dead,
 }
 
-string_enum!(ProcessState {
+crate::text_enum!(ProcessState {
     Starting => "starting",
     Running => "running",
     Draining => "draining",

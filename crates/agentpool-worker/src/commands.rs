@@ -1,7 +1,6 @@
 //! Commands from `process:<id>:commands` and `pool:<pool>:commands`. A lost command costs only
 //! latency: the next heartbeat's reconcile does the same work from the registry.
 
-use crate::agent::AgentSpec;
 use crate::host::AgentHost;
 use agentpool_types::{Command, CommandKind};
 use tokio::sync::mpsc;
@@ -19,19 +18,9 @@ pub async fn run(
         };
         tracing::debug!(id = %cmd.id, ?cmd.kind, "command");
         match cmd.kind {
-            CommandKind::Spawn {
-                agent_id,
-                role,
-                name,
-                config,
-                restart,
-            } => host.start(AgentSpec {
-                id: agent_id,
-                role,
-                name,
-                config,
-                restart,
-            }),
+            CommandKind::Spawn(spec) => host.start(spec),
+            CommandKind::RunTask(run) => host.deliver(run),
+            CommandKind::CancelTask { task_id, agent_id } => host.cancel_task(&agent_id, &task_id),
             CommandKind::Terminate { agent_id, graceful } => host.stop(&agent_id, graceful),
             CommandKind::Shutdown { .. } => shutdown.cancel(),
         }

@@ -1,10 +1,11 @@
 //! The heartbeat loop. Each beat is one script call that also returns the worker's assignment,
 //! which drives reconcile; a "reaped" answer fences the worker.
 
+use crate::Exit;
 use crate::host::AgentHost;
 use crate::metrics::Sampler;
-use crate::{Exit, WorkerConfig};
 use agentpool_registry::{ControlPlane, Heartbeat};
+use agentpool_types::WorkerConfig;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::MissedTickBehavior;
@@ -18,7 +19,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Exit {
     let mut sampler = Sampler::new();
-    let mut tick = tokio::time::interval(config.heartbeat_interval);
+    let mut tick = tokio::time::interval(config.heartbeat_interval());
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -29,11 +30,12 @@ pub async fn run(
         let (rss, cpu) = sampler.sample();
         let asked_at = Instant::now();
         match control.heartbeat(&config.process_id, rss, cpu).await {
-            Ok(Heartbeat::Alive { assigned }) => {
+            Ok(Heartbeat::Alive { assigned, holding }) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("registry reachable again");
                 }
                 host.reconcile(&assigned, asked_at).await;
+                host.reconcile_tasks(&holding).await;
             }
             Ok(Heartbeat::Unregistered) => {
                 // Redis lost its data (restarted empty, or flushed): put this worker and what

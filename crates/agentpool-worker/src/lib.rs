@@ -1,7 +1,8 @@
 //! The agentpool worker: one OS process hosting up to `max_agents` agents of one pool.
 //!
-//! - [`config`]: `WorkerConfig`, what the master passes on the command line.
-//! - [`agent`]: the body of one agent task and its fault-injection knobs.
+//! - [`agent`]: the body of one agent task: its handler, the tasks it runs, their reports.
+//! - [`running`]: the attempt an agent has in hand, shared with the control side.
+//! - [`handlers`]: what an agent runs for each task: echo, exec (persistent or per task), http.
 //! - [`host`]: `AgentHost`, which starts, supervises, stops and reconciles agent tasks.
 //! - [`heartbeat`]: the heartbeat loop, which also drives reconcile and fencing.
 //! - [`commands`]: dispatch of commands from the pub/sub channels.
@@ -14,19 +15,19 @@
 
 pub mod agent;
 pub mod commands;
-pub mod config;
 pub mod error;
+pub mod handlers;
 pub mod heartbeat;
 pub mod host;
 pub mod metrics;
+pub mod running;
 
-pub use config::WorkerConfig;
 pub use error::WorkerError;
 
 use agentpool_registry::ControlPlane;
 use agentpool_registry::embedded::{SocketControlPlane, is_embedded_url};
 use agentpool_registry::redis::RedisControlPlane;
-use agentpool_types::{Event, EventKind, ProcessState, WorkerProcess};
+use agentpool_types::{Event, EventKind, ProcessState, WorkerConfig, WorkerProcess};
 use host::AgentHost;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,10 +68,12 @@ async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<E
     let control = connect(&config).await?;
     let embedded = is_embedded_url(&config.control_url);
     // Subscribe before registering: a spawn command can follow the registration at once.
-    let commands = control.commands(&config.pool, &config.process_id).await?;
+    let commands = control
+        .commands(&config.pool.name, &config.process_id)
+        .await?;
     let host = AgentHost::new(&config, control.clone(), agents);
     register(&config, control.as_ref()).await?;
-    tracing::info!(process_id = %config.process_id, pool = %config.pool, "worker registered");
+    tracing::info!(process_id = %config.process_id, pool = %config.pool.name, "worker registered");
 
     let shutdown = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat::run(
@@ -100,14 +103,14 @@ async fn serve(config: WorkerConfig, agents: tokio::runtime::Handle) -> Result<E
         }
         Exit::Shutdown => {
             tracing::info!("shutting down: stopping agents");
-            host.stop_all(config.grace).await;
+            host.stop_all(config.grace()).await;
             let _ = control
                 .set_process_status(&config.process_id, ProcessState::Stopped)
                 .await;
             let stopped = Event::new(EventKind::ProcessStopped {
                 process_id: config.process_id.clone(),
             });
-            let _ = control.publish(&config.pool, &stopped).await;
+            let _ = control.publish(&config.pool.name, &stopped).await;
         }
     }
     Ok(exit)
@@ -144,10 +147,10 @@ pub(crate) fn describe(config: &WorkerConfig, rss_bytes: u64, cpu_percent: f32) 
     let now = agentpool_types::now_rfc3339();
     WorkerProcess {
         process_id: config.process_id.clone(),
-        pool_name: config.pool.clone(),
+        pool_name: config.pool.name.clone(),
         pid: std::process::id(),
         host: metrics::hostname(),
-        max_agents: config.max_agents,
+        max_agents: config.pool.max_agents_per_process,
         agent_count: 0,
         status: ProcessState::Running,
         started_at: now.clone(),
@@ -165,7 +168,7 @@ async fn register(config: &WorkerConfig, control: &dyn ControlPlane) -> Result<(
         pid: me.pid,
     });
     // Best effort: the master also polls the registry for the registration.
-    let _ = control.publish(&config.pool, &started).await;
+    let _ = control.publish(&config.pool.name, &started).await;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `agentpool cleanup`: removes stale registry entries (workers whose heartbeat is older than
-//! the timeout, in Redis mode) and history older than a retention period, and says what it
-//! removed. Safe while a master runs: a reaped worker's agents are placed again by its reaper
+//! the timeout, in Redis mode), history older than a retention period and finished tasks past
+//! it (or past the newest `task_retention_count` of a pool), and says what it removed. Safe while a master runs: a reaped worker's agents are placed again by its reaper
 //! and restore loop.
 
 use crate::config::{self, BackendChoice, Flags};
@@ -22,7 +22,8 @@ pub struct CleanupArgs {
     config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     backend: BackendChoice,
-    /// Remove events, stopped agents and exited workers older than this many days.
+    /// Remove events, stopped agents, exited workers and finished tasks older than this many
+    /// days.
     #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS)]
     retention_days: u64,
 }
@@ -66,6 +67,11 @@ pub async fn run(args: CleanupArgs) -> Result<()> {
     println!(
         "store ({}): removed {} events, {} stopped agents and {} exited workers older than {} days",
         m.store, report.events, report.agents, report.workers, args.retention_days
+    );
+    let tasks = store.trim_tasks(retention, m.task_retention_count).await?;
+    println!(
+        "store ({}): removed {tasks} finished tasks older than {} days or past the newest {} of a pool",
+        m.store, args.retention_days, m.task_retention_count
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The one place that reads configuration: the TOML file, then the environment over it.
 
 use agentpool_master::MasterConfig;
+use agentpool_master::auth::{self, Scope, TokenEntry, Tokens, TokensFile};
 use agentpool_master::config::{Backend, SQLITE_FILE, StoreConfig};
 use agentpool_types::PoolSpec;
 use anyhow::{Context, Result, bail};
@@ -24,6 +25,10 @@ pub const ENV_DATA_DIR: &str = "AGENTPOOL_DATA_DIR";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 /// PgBouncer URL for runtime traffic.
 pub const ENV_PGBOUNCER_URL: &str = "PGBOUNCER_URL";
+/// One admin token for the API, given in the environment instead of a tokens file.
+pub const ENV_API_TOKEN: &str = "AGENTPOOL_API_TOKEN";
+/// The tokens file used when `auth.tokens_file` is not set, inside the data directory.
+pub const DEFAULT_TOKENS_FILE: &str = "tokens.toml";
 
 /// The config file. Every key is optional; the defaults are the named constants.
 #[derive(Debug, Deserialize)]
@@ -40,8 +45,23 @@ struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     max_concurrent_starts: Option<usize>,
     reconcile_interval_ms: Option<u64>,
+    http_header_timeout_ms: Option<u64>,
+    http_body_timeout_ms: Option<u64>,
+    task_retention_days: Option<u64>,
+    task_retention_count: Option<u64>,
+    finished_task_ttl_secs: Option<u64>,
+    #[serde(default)]
+    auth: AuthConfig,
     #[serde(default)]
     pools: Vec<PoolSpec>,
+}
+
+/// `[auth]`: where the API tokens are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthConfig {
+    /// Hashes of the API tokens [default: `<data_dir>/tokens.toml`, used if it exists].
+    tokens_file: Option<PathBuf>,
 }
 
 /// What `serve` runs with.
@@ -53,6 +73,8 @@ pub struct ServeConfig {
     pub backend_reason: String,
     /// Where the config came from.
     pub origin: String,
+    /// Where `agentpool token` keeps the API tokens' hashes.
+    pub tokens_file: PathBuf,
 }
 
 /// `--backend`: where the live registry is.
@@ -80,6 +102,8 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
     let (text, origin) = read_file(path)?;
     let file: FileConfig =
         toml::from_str(&text).with_context(|| format!("invalid config file {origin}"))?;
+    let explicit_tokens = file.auth.tokens_file.is_some();
+    let tokens_file = tokens_path(&file);
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
 
     let listen_text = listen_flag
@@ -133,10 +157,7 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
     let mut m = MasterConfig::new(&redis_url, exe, file.pools);
     m.backend = backend;
     m.key_prefix = file.key_prefix.unwrap_or_default();
-    m.data_dir = env(ENV_DATA_DIR)
-        .map(PathBuf::from)
-        .or(file.data_dir)
-        .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+    m.data_dir = data_dir(file.data_dir.clone());
     let ms = Duration::from_millis;
     m.heartbeat_interval = file.heartbeat_interval_ms.map_or(m.heartbeat_interval, ms);
     m.heartbeat_timeout = file.heartbeat_timeout_ms.map_or(m.heartbeat_timeout, ms);
@@ -151,6 +172,16 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
         .max_concurrent_starts
         .unwrap_or(m.max_concurrent_starts);
     m.reconcile_interval = file.reconcile_interval_ms.map_or(m.reconcile_interval, ms);
+    m.http_header_timeout = file
+        .http_header_timeout_ms
+        .map_or(m.http_header_timeout, ms);
+    m.http_body_timeout = file.http_body_timeout_ms.map_or(m.http_body_timeout, ms);
+    let days = |d: u64| Duration::from_secs(d.saturating_mul(24 * 3600));
+    m.task_retention = file.task_retention_days.map_or(m.task_retention, days);
+    m.task_retention_count = file.task_retention_count.unwrap_or(m.task_retention_count);
+    m.finished_task_ttl = file
+        .finished_task_ttl_secs
+        .map_or(m.finished_task_ttl, Duration::from_secs);
     m.stop_workers_on_exit = stop_workers;
     m.store = match (env(ENV_DATABASE_URL), env(ENV_PGBOUNCER_URL)) {
         (Some(direct), runtime) => StoreConfig::Postgres { direct, runtime },
@@ -160,14 +191,68 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
         (None, None) => StoreConfig::Sqlite(m.data_dir.join(SQLITE_FILE)),
     };
     if m.heartbeat_interval.is_zero() || m.heartbeat_timeout <= m.heartbeat_interval {
-        bail!("config {origin}: heartbeat_timeout_ms must exceed heartbeat_interval_ms > 0");
+        bail!(
+            "config {origin}: heartbeat_interval_ms must be at least 1 and heartbeat_timeout_ms \
+             larger than it (got {} and {})",
+            m.heartbeat_interval.as_millis(),
+            m.heartbeat_timeout.as_millis()
+        );
     }
+    m.tokens = load_tokens(&tokens_file, explicit_tokens, env(ENV_API_TOKEN))?;
     Ok(ServeConfig {
         listen,
         master: m,
         backend_reason,
         origin,
+        tokens_file,
     })
+}
+
+/// `AGENTPOOL_DATA_DIR`, else `data_dir` of the file, else the default.
+fn data_dir(from_file: Option<PathBuf>) -> PathBuf {
+    std::env::var(ENV_DATA_DIR)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or(from_file)
+        .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
+}
+
+/// `auth.tokens_file`, else `tokens.toml` in the data directory.
+fn tokens_path(file: &FileConfig) -> PathBuf {
+    let default = || data_dir(file.data_dir.clone()).join(DEFAULT_TOKENS_FILE);
+    file.auth.tokens_file.clone().unwrap_or_else(default)
+}
+
+/// Where the tokens file of the config at `path` (or the default config) is, whether it
+/// exists yet or not: for `agentpool token`.
+pub fn tokens_file(path: Option<&Path>) -> Result<PathBuf> {
+    let (text, origin) = read_file(path)?;
+    let file: FileConfig =
+        toml::from_str(&text).with_context(|| format!("invalid config file {origin}"))?;
+    Ok(tokens_path(&file))
+}
+
+/// The API tokens: the file's (which must exist when named in the config), and the one in
+/// `AGENTPOOL_API_TOKEN` as `admin`.
+fn load_tokens(path: &Path, explicit: bool, env_token: Option<String>) -> Result<Tokens> {
+    let mut file = match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str::<TokensFile>(&text)
+            .with_context(|| format!("invalid tokens file {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => TokensFile::default(),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read tokens file {}", path.display()));
+        }
+    };
+    if let Some(token) = env_token {
+        file.tokens.push(TokenEntry {
+            name: ENV_API_TOKEN.into(),
+            scope: Scope::Admin,
+            sha256: auth::hash(&token),
+            created_at: None,
+        });
+    }
+    Tokens::new(&file.tokens).with_context(|| format!("tokens file {}", path.display()))
 }
 
 fn read_file(path: Option<&Path>) -> Result<(String, String)> {
@@ -196,6 +281,21 @@ mod tests {
             names,
             ["team_leader", "business_analyst", "developer", "tester"]
         );
+    }
+
+    #[test]
+    fn the_tasks_example_config_is_valid() {
+        let text = include_str!("../../../examples/tasks.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let handlers: Vec<_> = file
+            .pools
+            .iter()
+            .map(|p| {
+                p.validate().unwrap();
+                serde_json::to_value(&p.handler).unwrap()["type"].clone()
+            })
+            .collect();
+        assert_eq!(handlers, ["echo", "exec", "exec", "http"]);
     }
 
     #[test]

@@ -35,10 +35,12 @@ pub async fn run(args: InfoArgs) -> Result<()> {
         Backend::Redis => "redis",
         Backend::Embedded => "embedded",
     };
-    let redis = redis_status(&m.redis_url, &m.key_prefix).await;
     let mut out = format!("config:    {}\n", cfg.origin);
     out += &format!("mode:      {mode} ({})\n", cfg.backend_reason);
-    out += &format!("redis:     {} ({redis})\n", mask_url(&m.redis_url));
+    out += &format!(
+        "redis:     {}\n",
+        redis_line(m.backend, &m.redis_url, &m.key_prefix).await
+    );
     out += &format!("store:     {}\n", m.store);
     out += &format!("data dir:  {}\n", m.data_dir.display());
     if m.backend == Backend::Embedded {
@@ -68,6 +70,15 @@ pub async fn run(args: InfoArgs) -> Result<()> {
     out += &t.render();
     crate::cli::write_stdout(&out);
     Ok(())
+}
+
+/// The Redis `serve` would use and whether it answers; in embedded mode it uses none, so
+/// none is probed (a Redis at the default address would only mislead).
+async fn redis_line(backend: Backend, url: &str, prefix: &str) -> String {
+    match backend {
+        Backend::Embedded => "not used (embedded mode)".to_owned(),
+        Backend::Redis => format!("{} ({})", mask_url(url), redis_status(url, prefix).await),
+    }
 }
 
 async fn redis_status(url: &str, prefix: &str) -> String {

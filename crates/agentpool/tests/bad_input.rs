@@ -207,6 +207,24 @@ fn cases(agent: &str, process: &str) -> Vec<Case> {
             "name",
         ),
         case(
+            "name with a right-to-left override",
+            "POST",
+            "/api/v1/agents",
+            json!({"pool": "p", "name": "invoice\u{202E}fdp.exe"}),
+            422,
+            "invalid_value",
+            "name",
+        ),
+        case(
+            "name with a zero-width space",
+            "POST",
+            "/api/v1/agents",
+            json!({"pool": "p", "name": "ad\u{200B}min"}),
+            422,
+            "invalid_value",
+            "name",
+        ),
+        case(
             "bad role",
             "POST",
             "/api/v1/agents",
@@ -295,7 +313,10 @@ fn cases(agent: &str, process: &str) -> Vec<Case> {
         "unsupported_media_type",
         "Content-Type",
     ));
-    let oversized = format!("{{\"pool\":\"p\",\"name\":\"{}\"}}", "x".repeat(70 * 1024));
+    let oversized = format!(
+        "{{\"pool\":\"p\",\"name\":\"{}\"}}",
+        "x".repeat(agentpool_master::api::MAX_BODY_BYTES)
+    );
     list.push(raw(
         "oversized body",
         oversized.as_bytes(),

@@ -203,18 +203,69 @@ async fn a_restarted_master_restores_every_agent_from_sqlite() {
     e.assert_consistent(20).await;
 }
 
+/// An agent's own restart policy is desired state too: it comes back with the agent.
+#[tokio::test]
+async fn a_restored_agent_keeps_its_own_restart_policy() {
+    let mut e = Embedded::start().await;
+    let mut ids = Vec::new();
+    for policy in ["temporary", "transient"] {
+        let body = json!({"pool": "p", "restart": policy});
+        let (status, agent) = e.master().post("/api/v1/agents", body).await;
+        assert_eq!(status, 201, "{agent}");
+        assert_eq!(agent["restart"], policy);
+        ids.push((agent["agent_id"].as_str().unwrap().to_owned(), policy));
+    }
+    e.masters.last_mut().unwrap().kill();
+    e.start_master().await;
+    wait_until("both agents restored", WAIT, || async {
+        let list = e.agents().await;
+        list.len() == 2 && list.iter().all(|a| a["status"] == "idle")
+    })
+    .await;
+    for (id, policy) in ids {
+        let (_, agent) = e.master().get(&format!("/api/v1/agents/{id}")).await;
+        assert_eq!(agent["restart"], policy, "{agent}");
+    }
+}
+
+/// Stopping is not a failure: a SIGTERM stops the workers without orphaning their agents,
+/// and nothing is logged as an error.
+#[tokio::test]
+async fn a_sigterm_stops_the_workers_without_an_error() {
+    let mut e = Embedded::start().await;
+    let (status, _) = e
+        .master()
+        .post("/api/v1/pools/p/agents", json!({"count": 25}))
+        .await;
+    assert_eq!(status, 201);
+    let pids = worker_pids(&e.control_url());
+    assert_eq!(pids.len(), 3);
+    let master = e.masters.last_mut().unwrap();
+    let exit = master.terminate().await;
+    assert!(exit.success(), "master exit: {exit:?}");
+    for pid in pids {
+        assert!(
+            kill(Pid::from_raw(pid), None).is_err(),
+            "worker {pid} stopped"
+        );
+    }
+    let log = master.log();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("orphan"))
+        .collect();
+    assert!(errors.is_empty(), "a normal shutdown logged: {errors:#?}");
+}
+
 #[tokio::test]
 async fn a_redis_url_at_a_dead_port_is_an_error_not_embedded_mode() {
     let data = TempDir::new("agentpool-deadredis");
     let port = agentpool_testkit::free_port();
     let log = data.path().join("master.log");
     let out = std::fs::File::create(&log).unwrap();
+    let listen = format!("127.0.0.1:{}", agentpool_testkit::free_port());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentpool"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", agentpool_testkit::free_port()),
-        ])
+        .args(["serve", "--listen", &listen])
         .env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
         .env("AGENTPOOL_DATA_DIR", data.path())
         .stdout(out.try_clone().unwrap())
@@ -235,6 +286,28 @@ async fn a_redis_url_at_a_dead_port_is_an_error_not_embedded_mode() {
         "never falls back: {text}"
     );
     assert!(!data.path().join("agentpool.sock").exists());
+    // It answers at once meanwhile, naming what it waits for, instead of hanging.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let health = http.get(format!("http://{listen}/health")).send().await;
+    let health = health.expect("an answer, not a hang");
+    assert_eq!(health.status().as_u16(), 503);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(
+        (body["status"].as_str(), body["waiting_for"].as_str()),
+        (Some("starting"), Some("redis")),
+        "{body}"
+    );
+    let pools = http
+        .get(format!("http://{listen}/api/v1/pools"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pools.status().as_u16(), 503);
+    let body: Value = pools.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "redis_unavailable", "{body}");
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -294,6 +367,12 @@ async fn cleanup_removes_old_history_and_says_what() {
         .post("/api/v1/pools/p/agents", json!({"count": 3}))
         .await;
     assert_eq!(status, 201);
+    let (status, task) = e
+        .master()
+        .post("/api/v1/pools/p/tasks?wait=10", json!({"input": "x"}))
+        .await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["status"], "succeeded", "{task}");
     for a in placed.as_array().unwrap() {
         let id = a["agent_id"].as_str().unwrap();
         assert_eq!(
@@ -320,6 +399,8 @@ async fn cleanup_removes_old_history_and_says_what() {
         "spawned and terminated events of 3 agents: {first}"
     );
     assert!(first.contains("3 stopped agents"), "{first}");
+    assert!(first.contains("removed 1 finished tasks"), "{first}");
     let second = agentpool(&["cleanup", "--retention-days", "0"], &env);
     assert_eq!(removed(&second), 0, "{second}");
+    assert!(second.contains("removed 0 finished tasks"), "{second}");
 }

@@ -274,7 +274,34 @@ async fn sigterm_with_stop_workers_stops_them_and_cleans_the_registry() {
     let mut left: Vec<String> = r.keys("*").await.unwrap();
     // The reaper lock expires by itself.
     left.retain(|k| k != "lock:reaper");
-    assert_eq!(left, ["pools"], "only the pool list stays");
+    left.sort();
+    // The pool list and each pool's task rules are configuration, written again at start.
+    assert_eq!(left, ["pool:p:rules", "pools"], "only configuration stays");
+}
+
+/// Redis only: workers left running for the next master do not hold up the shutdown (their
+/// watchers end with the master instead of waiting out the grace period for an exit).
+#[tokio::test]
+async fn sigterm_leaves_workers_running_without_waiting_out_the_grace_period() {
+    let mut c = Cluster::start(config(5, 4, "shutdown_grace_ms = 3000")).await;
+    let (status, _) = c
+        .master
+        .post("/api/v1/pools/p/agents", json!({"count": 12}))
+        .await;
+    assert_eq!(status, 201);
+    let pids = worker_pids(&c.control_url());
+    assert_eq!(pids.len(), 3);
+    let exit = c.master.terminate().await;
+    assert!(exit.success(), "master exit: {exit:?}");
+    let log = c.master.log();
+    assert!(
+        !log.contains("still running after the grace period"),
+        "the shutdown waited for nothing: {log}"
+    );
+    assert!(log.contains("leaving workers running"), "{log}");
+    for pid in pids {
+        assert!(alive(pid), "worker {pid} left running for the next master");
+    }
 }
 
 /// Redis only: the reap is done from outside the master, which needs a shared registry;

@@ -378,3 +378,57 @@ async fn database_down_answers_503_and_recovers_by_itself() {
     })
     .await;
 }
+
+/// Postgres only: the database refusing connections (as an operator takes it away) is an
+/// outage like any other: 503 naming the database, the driver's words only in the log.
+#[tokio::test]
+async fn a_database_refusing_connections_answers_503_not_500() {
+    let s = Stack::start(Kind::Postgres).await;
+    let (status, agent) = s
+        .master()
+        .post("/api/v1/agents", json!({"pool": "p"}))
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let pg = &s._pg.as_ref().expect("postgres setup").0;
+    pg.refuse_connections(true).await;
+    let (status, body) = s
+        .master()
+        .post("/api/v1/agents", json!({"pool": "p"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    let id = agent["agent_id"].as_str().unwrap();
+    let (status, body) = s.master().delete(&format!("/api/v1/agents/{id}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("database_unavailable")),
+        "{body}"
+    );
+    let (status, health) = s.master().get("/health").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(
+        health["database"]["error"], "database unavailable",
+        "{health}"
+    );
+    assert!(
+        !health.to_string().contains("accepting connections"),
+        "no driver text in the answer: {health}"
+    );
+    pg.refuse_connections(false).await;
+    wait_until("spawn to work again", WAIT, || async {
+        s.master()
+            .post("/api/v1/agents", json!({"pool": "p"}))
+            .await
+            .0
+            == 201
+    })
+    .await;
+    assert_eq!(
+        s.master().get(&format!("/api/v1/agents/{id}")).await.0,
+        200,
+        "never half-terminated"
+    );
+}

@@ -6,7 +6,7 @@ mod common;
 use agentpool_registry::redis::RedisRegistry;
 use agentpool_registry::{Registry, Reservation};
 use agentpool_testkit::{wait_for, wait_until};
-use agentpool_types::{AgentId, Placement};
+use agentpool_types::{AgentId, AgentSpec, Placement};
 use common::{Cluster, WAIT, config, spawn};
 
 /// Redis only: it places an agent through Redis from outside the master to drop the command.
@@ -20,19 +20,17 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
     // Place a second agent exactly as the master does, but publish no command.
     let registry = RedisRegistry::connect(&c.redis().url(), "").await.unwrap();
     let id = AgentId::new();
-    let reservation = Reservation {
+    let spec = AgentSpec {
         agent_id: id.clone(),
-        pool: "p".into(),
-        placement: Placement::Pack,
-        role: "tester".into(),
+        pool_name: "p".into(),
+        role_type: "tester".into(),
         name: "silent".into(),
-        metadata: "{}".into(),
-        move_from: None,
-        must_exist: false,
+        metadata: serde_json::json!({}),
         restart: None,
+        autoscaled: false,
     };
     let process = registry
-        .reserve(&reservation)
+        .reserve(Reservation::new(&spec, Placement::Pack))
         .await
         .unwrap()
         .expect("a free slot");

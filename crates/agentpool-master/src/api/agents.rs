@@ -1,17 +1,19 @@
 //! `/api/v1/agents` and `/api/v1/pools/{pool}/agents`.
 
 use super::AppState;
-use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery};
-use crate::agents::SpawnRequest;
+use super::error::{ApiError, Resource};
+use super::extract::{ApiJson, ApiQuery, IdempotencyKey};
+use crate::agents::SpawnOrder;
+use crate::error::quoted;
 use agentpool_store::AgentEvent;
 use agentpool_types::pool::{MAX_NAME_LEN, is_valid_name};
-use agentpool_types::{Agent, AgentId, AgentState, RestartPolicy};
+use agentpool_types::{Agent, AgentId, AgentSpec, AgentState, RestartPolicy};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Most agents one bulk request may spawn.
 pub const MAX_BULK_SPAWN: u64 = 1_000;
@@ -55,15 +57,60 @@ pub struct TerminateQuery {
     graceful: Option<bool>,
 }
 
+#[derive(Deserialize)]
+pub struct BulkTerminateQuery {
+    count: Option<u64>,
+    all: Option<bool>,
+    status: Option<String>,
+    graceful: Option<bool>,
+}
+
+/// One entry of an agent's history.
+#[derive(Serialize)]
+pub struct EventView {
+    id: i64,
+    agent_id: AgentId,
+    event: &'static str,
+    detail: String,
+    at: String,
+}
+
+impl From<AgentEvent> for EventView {
+    fn from(e: AgentEvent) -> Self {
+        Self {
+            id: e.id,
+            agent_id: e.agent_id,
+            event: e.kind.as_str(),
+            detail: e.detail,
+            at: e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
 pub async fn spawn(
     State(master): State<AppState>,
+    key: IdempotencyKey,
     ApiQuery(q): ApiQuery<SpawnQuery>,
     ApiJson(body): ApiJson<SpawnBody>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
-    let mut req = validate(&master, body.pool, body.role, body.name, body.config)?;
-    req.restart = body.restart;
+    let fields = Fields {
+        pool: body.pool,
+        role: body.role,
+        name: body.name,
+        config: body.config,
+        restart: body.restart,
+    };
+    let body_hash = fields.hash(1);
+    let spec = fields.into_spec(&master)?;
     let wait = q.wait.unwrap_or(true);
-    let agent = master.spawn(req, wait).await?;
+    let order = SpawnOrder {
+        agents: vec![spec],
+        key: key.0,
+        body_hash,
+        wait,
+    };
+    let agent = master.spawn(order).await?.into_iter().next();
+    let agent = agent.ok_or_else(|| ApiError::bad_request("the request spawned no agent"))?;
     let status = if wait {
         StatusCode::CREATED
     } else {
@@ -74,60 +121,107 @@ pub async fn spawn(
 
 pub async fn spawn_many(
     State(master): State<AppState>,
+    key: IdempotencyKey,
     Path(pool): Path<String>,
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<(StatusCode, Json<Vec<Agent>>), ApiError> {
-    let mut req = validate(&master, pool, body.role, None, body.config)?;
-    req.restart = body.restart;
+    let fields = Fields {
+        pool,
+        role: body.role,
+        name: None,
+        config: body.config,
+        restart: body.restart,
+    };
+    let body_hash = fields.hash(body.count);
+    let template = fields.into_spec(&master)?;
     if !(1..=MAX_BULK_SPAWN).contains(&body.count) {
         return Err(ApiError::invalid(format!(
             "count must be between 1 and {MAX_BULK_SPAWN}, got {}",
             body.count
         )));
     }
-    let pool_max = master.pool(&req.pool)?.spec.max_agents();
+    let spec = master.pool(&template.pool_name)?;
+    let pool_max = spec.max_agents();
     if body.count > pool_max {
         return Err(ApiError::invalid(format!(
             "count {} exceeds what pool {:?} can ever hold ({pool_max})",
-            body.count, req.pool
+            body.count, spec.name
         )));
     }
-    let count = u32::try_from(body.count).unwrap_or(u32::MAX);
-    let agents = master.spawn_many(req, count).await?;
-    Ok((StatusCode::CREATED, Json(agents)))
+    let specs = (0..body.count)
+        .map(|_| {
+            let mut s = AgentSpec::new(
+                spec,
+                Some(template.role_type.clone()),
+                None,
+                template.metadata.clone(),
+            );
+            s.restart = template.restart;
+            s
+        })
+        .collect();
+    let order = SpawnOrder {
+        agents: specs,
+        key: key.0,
+        body_hash,
+        wait: true,
+    };
+    Ok((StatusCode::CREATED, Json(master.spawn(order).await?)))
+}
+
+/// `DELETE /api/v1/pools/{pool}/agents?count=N|all=true[&status=S][&graceful=true]`: the
+/// oldest agents first.
+pub async fn terminate_many(
+    State(master): State<AppState>,
+    Path(pool): Path<String>,
+    ApiQuery(q): ApiQuery<BulkTerminateQuery>,
+) -> Result<Json<Vec<Agent>>, ApiError> {
+    let count = match (q.count, q.all.unwrap_or(false)) {
+        (Some(n), false) if (1..=MAX_BULK_SPAWN).contains(&n) => Some(n as usize),
+        (Some(n), false) => {
+            return Err(ApiError::invalid(format!(
+                "count must be between 1 and {MAX_BULK_SPAWN}, got {n}"
+            )));
+        }
+        (None, true) => None,
+        _ => {
+            return Err(ApiError::invalid(
+                "give either count=N (1-1000) or all=true, not both and not neither",
+            ));
+        }
+    };
+    let status = parse_status(q.status)?;
+    // Graceful by default, as a single terminate is.
+    let graceful = q.graceful.unwrap_or(true);
+    let stopped = master
+        .terminate_many(&pool, count, status, graceful)
+        .await?;
+    Ok(Json(stopped))
 }
 
 pub async fn list(
     State(master): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Agent>>, ApiError> {
-    let status: Option<AgentState> = q
-        .status
+    let status = parse_status(q.status)?;
+    Ok(Json(master.agents(q.pool.as_deref(), status).await?))
+}
+
+fn parse_status(status: Option<String>) -> Result<Option<AgentState>, ApiError> {
+    status
         .map(|s| {
-            s.parse()
-                .map_err(|_| ApiError::bad_request(format!("status: unknown agent status {s:?}")))
+            s.parse().map_err(|_| {
+                ApiError::bad_request(format!("status: unknown agent status {}", quoted(&s)))
+            })
         })
-        .transpose()?;
-    let pools = match q.pool {
-        Some(p) => vec![master.pool(&p)?.name().to_owned()],
-        None => master.pool_names().to_vec(),
-    };
-    let mut agents = master.registry.agents(&pools).await?;
-    if let Some(status) = status {
-        agents.retain(|a| a.status == status);
-    }
-    Ok(Json(agents))
+        .transpose()
 }
 
 pub async fn show(
     State(master): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
-    let id = agent_id(&id)?;
-    let agent = master.registry.agent(&id).await?;
-    agent
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("agent", format!("unknown agent {:?}", id.as_str())))
+    Ok(Json(master.agent(&agent_id(&id)?).await?))
 }
 
 pub async fn terminate(
@@ -145,88 +239,73 @@ pub async fn terminate(
 pub async fn events(
     State(master): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<Value>>, ApiError> {
-    let id = agent_id(&id)?;
-    let events = master
-        .store
-        .events(&id)
-        .await
-        .map_err(crate::MasterError::from)?;
-    if events.is_empty()
-        && master
-            .store
-            .agent(&id)
-            .await
-            .map_err(crate::MasterError::from)?
-            .is_none()
-    {
-        return Err(ApiError::not_found(
-            "agent",
-            format!("unknown agent {:?}", id.as_str()),
-        ));
-    }
-    Ok(Json(events.iter().map(event_json).collect()))
-}
-
-fn event_json(e: &AgentEvent) -> Value {
-    serde_json::json!({
-        "id": e.id,
-        "agent_id": e.agent_id,
-        "event": e.kind.as_str(),
-        "detail": e.detail,
-        "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    })
+) -> Result<Json<Vec<EventView>>, ApiError> {
+    let events = master.agent_events(&agent_id(&id)?).await?;
+    Ok(Json(events.into_iter().map(EventView::from).collect()))
 }
 
 fn agent_id(raw: &str) -> Result<AgentId, ApiError> {
-    AgentId::parse(raw)
-        .ok_or_else(|| ApiError::not_found("agent", format!("unknown agent {raw:?}")))
+    AgentId::parse(raw).ok_or_else(|| {
+        ApiError::not_found(Resource::Agent, format!("unknown agent {}", quoted(raw)))
+    })
 }
 
-/// Checks every field of a spawn before anything is written.
-fn validate(
-    master: &AppState,
+/// The fields of a spawn request, checked before anything is written.
+struct Fields {
     pool: String,
     role: Option<String>,
     name: Option<String>,
     config: Option<Value>,
-) -> Result<SpawnRequest, ApiError> {
-    if pool.len() > MAX_NAME_LEN {
-        return Err(ApiError::invalid(format!(
-            "pool: longer than {MAX_NAME_LEN} characters"
-        )));
+    restart: Option<RestartPolicy>,
+}
+
+impl Fields {
+    /// What was asked, as a digest: a retry with the same idempotency key must ask the same.
+    fn hash(&self, count: u64) -> String {
+        let canonical = serde_json::json!({
+            "pool": self.pool, "role": self.role, "name": self.name,
+            "config": self.config, "restart": self.restart, "count": count,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
-    master.pool(&pool)?;
-    if let Some(role) = &role
-        && !is_valid_name(role)
-    {
-        return Err(ApiError::invalid(
-            "role: must be 1-64 characters of a-z, 0-9, '_' or '-'",
-        ));
+
+    fn into_spec(self, master: &AppState) -> Result<AgentSpec, ApiError> {
+        if self.pool.len() > MAX_NAME_LEN {
+            return Err(ApiError::invalid(format!(
+                "pool: longer than {MAX_NAME_LEN} characters"
+            )));
+        }
+        let pool = master.pool(&self.pool)?;
+        if let Some(role) = &self.role
+            && !is_valid_name(role)
+        {
+            return Err(ApiError::invalid(
+                "role: must be 1-64 characters of a-z, 0-9, '_' or '-'",
+            ));
+        }
+        if let Some(name) = &self.name
+            && (name.is_empty()
+                || name.chars().count() > MAX_AGENT_NAME_LEN
+                || !name.chars().all(agentpool_types::pool::is_shown_as_is))
+        {
+            return Err(ApiError::invalid(format!(
+                "name: must be 1-{MAX_AGENT_NAME_LEN} characters, none of them control or invisible formatting characters"
+            )));
+        }
+        let config = self
+            .config
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        if !config.is_object() {
+            return Err(ApiError::invalid("config: must be a JSON object"));
+        }
+        if config.to_string().len() > MAX_CONFIG_BYTES {
+            return Err(ApiError::invalid(format!(
+                "config: larger than {MAX_CONFIG_BYTES} bytes"
+            )));
+        }
+        let mut spec = AgentSpec::new(pool, self.role, self.name, config);
+        spec.restart = self.restart;
+        Ok(spec)
     }
-    if let Some(name) = &name
-        && (name.is_empty()
-            || name.chars().count() > MAX_AGENT_NAME_LEN
-            || name.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid(format!(
-            "name: must be 1-{MAX_AGENT_NAME_LEN} printable characters"
-        )));
-    }
-    let config = config.unwrap_or_else(|| Value::Object(Default::default()));
-    if !config.is_object() {
-        return Err(ApiError::invalid("config: must be a JSON object"));
-    }
-    if config.to_string().len() > MAX_CONFIG_BYTES {
-        return Err(ApiError::invalid(format!(
-            "config: larger than {MAX_CONFIG_BYTES} bytes"
-        )));
-    }
-    Ok(SpawnRequest {
-        pool,
-        role,
-        name,
-        config,
-        restart: None,
-    })
 }

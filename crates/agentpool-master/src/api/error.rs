@@ -9,6 +9,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What a 404 could not find; each has its own error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Pool,
+    Agent,
+    Process,
+    Task,
+    Route,
+}
+
+impl Resource {
+    fn code(self) -> &'static str {
+        match self {
+            Resource::Pool => "unknown_pool",
+            Resource::Agent => "unknown_agent",
+            Resource::Process => "unknown_process",
+            Resource::Task => "unknown_task",
+            Resource::Route => "not_found",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -25,14 +47,8 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(what: &'static str, message: impl Into<String>) -> Self {
-        let code = match what {
-            "pool" => "unknown_pool",
-            "agent" => "unknown_agent",
-            "process" => "unknown_process",
-            _ => "not_found",
-        };
-        Self::new(StatusCode::NOT_FOUND, code, message)
+    pub fn not_found(what: Resource, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what.code(), message)
     }
 
     /// A well-formed request whose values are out of range.
@@ -57,9 +73,11 @@ impl From<MasterError> for ApiError {
         use StatusCode as S;
         let msg = e.to_string();
         match e {
-            MasterError::UnknownPool(_) => Self::not_found("pool", msg),
-            MasterError::UnknownAgent(_) => Self::not_found("agent", msg),
-            MasterError::UnknownProcess(_) => Self::not_found("process", msg),
+            MasterError::UnknownPool(_) => Self::not_found(Resource::Pool, msg),
+            MasterError::UnknownAgent(_) => Self::not_found(Resource::Agent, msg),
+            MasterError::UnknownProcess(_) => Self::not_found(Resource::Process, msg),
+            MasterError::UnknownTask(_) => Self::not_found(Resource::Task, msg),
+            MasterError::TaskNotFailed { .. } => Self::new(S::CONFLICT, "task_not_failed", msg),
             MasterError::PoolFull { .. } => Self::new(S::SERVICE_UNAVAILABLE, "pool_full", msg),
             MasterError::WorkerStart { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, "worker_start_failed", msg)
@@ -73,6 +91,14 @@ impl From<MasterError> for ApiError {
             MasterError::DrainIncomplete { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, "drain_incomplete", msg)
             }
+            MasterError::DrainInProgress(_) => Self::new(S::CONFLICT, "drain_in_progress", msg),
+            MasterError::IdempotencyConflict(_) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
+            }
+            MasterError::IdempotentFailure { .. } => {
+                Self::new(S::CONFLICT, "idempotency_key_failed", msg)
+            }
+            MasterError::Restoring => Self::new(S::SERVICE_UNAVAILABLE, "restoring", msg),
             MasterError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting_down", msg),
             MasterError::Registry(RegistryError::Unavailable(detail)) => {
                 tracing::warn!(%detail, "request failed: redis unavailable");
@@ -123,14 +149,36 @@ impl From<JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "expected a body with Content-Type: application/json",
             ),
+            JsonRejection::BytesRejection(_) if is_body_timeout(&r) => Self::new(
+                S::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body did not arrive in time",
+            ),
             JsonRejection::BytesRejection(_) if r.status() == S::PAYLOAD_TOO_LARGE => Self::new(
                 S::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("request body exceeds {} bytes", super::MAX_BODY_BYTES),
+                // One message for every route: the rejection does not say which limit it was.
+                format!(
+                    "request body exceeds {} bytes ({} for a batch of tasks)",
+                    super::MAX_BODY_BYTES,
+                    super::MAX_BATCH_BODY_BYTES
+                ),
             ),
             _ => Self::new(r.status(), "bad_request", r.body_text()),
         }
     }
+}
+
+/// Whether a body was cut off by the body read timeout.
+fn is_body_timeout(r: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl From<QueryRejection> for ApiError {

@@ -1,50 +1,116 @@
 //! `/health`: the master, the registry and the database, each with its round-trip latency.
-//! Any part down makes it a 503 `degraded` that names the part.
+//! Any part down makes it a 503 `degraded` that names the part; the driver's own words go to
+//! the log, not to the client. With API tokens configured, a caller without one (a load
+//! balancer) gets the status alone: the same code, `{"status": …}` and nothing else.
 
 use super::AppState;
+use crate::auth::Caller;
 use crate::config::Backend;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
 use std::time::Duration;
 
-pub async fn health(State(master): State<AppState>) -> (StatusCode, Json<Value>) {
-    let workers = master.workers.all().len();
-    let master_part = json!({"status": "up", "pid": std::process::id(), "workers": workers});
-    let (registry, database) = tokio::join!(master.registry.ping(), master.store.ping());
-    let registry_name = match master.config.backend {
-        Backend::Redis => "redis",
-        Backend::Embedded => "embedded",
+#[derive(Serialize)]
+pub struct Health {
+    /// `ok`; `degraded` when a part is down; `starting` until the first restore round has
+    /// reconciled the registry with the store.
+    status: &'static str,
+    master: MasterPart,
+    /// Present in Redis mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<Part>,
+    /// Present in embedded mode: the registry in the master's memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry: Option<Part>,
+    database: DatabasePart,
+}
+
+#[derive(Serialize)]
+struct MasterPart {
+    status: &'static str,
+    pid: u32,
+    workers: usize,
+}
+
+#[derive(Serialize)]
+struct Part {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DatabasePart {
+    backend: &'static str,
+    #[serde(flatten)]
+    part: Part,
+}
+
+impl Part {
+    fn of(what: &str, result: Result<Duration, String>) -> Self {
+        match result {
+            Ok(latency) => Part {
+                status: "up",
+                latency_ms: Some(latency.as_secs_f64() * 1000.0),
+                error: None,
+            },
+            Err(detail) => {
+                tracing::warn!(%detail, "health: {what} unavailable");
+                Part {
+                    status: "down",
+                    latency_ms: None,
+                    error: Some(format!("{what} unavailable")),
+                }
+            }
+        }
+    }
+
+    fn up(&self) -> bool {
+        self.status == "up"
+    }
+}
+
+pub async fn health(State(master): State<AppState>, caller: Option<Extension<Caller>>) -> Response {
+    let report = master.health().await;
+    let registry = Part::of(report.backend.as_str(), report.registry);
+    let database = DatabasePart {
+        backend: report.store_backend,
+        part: Part::of("database", report.database),
     };
-    let registry_part = part(
-        registry.map_err(|e| e.to_string()),
-        &format!("{registry_name} unavailable"),
-    );
-    let database_part = part(database.map_err(|e| e.to_string()), "database unavailable");
-    let up = registry_part["status"] == "up" && database_part["status"] == "up";
-    let mut body = json!({
-        "status": if up { "ok" } else { "degraded" },
-        "master": master_part,
-        "database": database_part,
-    });
-    body["database"]["backend"] = json!(master.store.backend());
-    body[if registry_name == "redis" {
-        "redis"
-    } else {
-        "registry"
-    }] = registry_part;
-    let status = if up {
+    let up = registry.up() && database.part.up();
+    let restored = report.restored;
+    let (redis, registry) = match report.backend {
+        Backend::Redis => (Some(registry), None),
+        Backend::Embedded => (None, Some(registry)),
+    };
+    let body = Health {
+        status: match (up, restored) {
+            (false, _) => "degraded",
+            (true, false) => "starting",
+            (true, true) => "ok",
+        },
+        master: MasterPart {
+            status: "up",
+            pid: std::process::id(),
+            workers: report.workers,
+        },
+        redis,
+        registry,
+        database,
+    };
+    let status = if up && restored {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body))
-}
-
-fn part(result: Result<Duration, String>, down: &str) -> Value {
-    match result {
-        Ok(latency) => json!({"status": "up", "latency_ms": latency.as_secs_f64() * 1000.0}),
-        Err(detail) => json!({"status": "down", "error": down, "detail": detail}),
+    if caller.is_none() {
+        let bare = serde_json::json!({"status": body.status});
+        return (status, Json(bare)).into_response();
     }
+    (status, Json(body)).into_response()
 }

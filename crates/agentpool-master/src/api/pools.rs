@@ -22,7 +22,7 @@ pub async fn show(
     State(master): State<AppState>,
     Path(pool): Path<String>,
 ) -> Result<Json<PoolDetail>, ApiError> {
-    let name = master.pool(&pool)?.name().to_owned();
+    let name = master.pool(&pool)?.name.clone();
     let (stats, processes) = tokio::try_join!(
         master.pool_stats(std::slice::from_ref(&name)),
         master.processes(Some(&name)),
@@ -30,6 +30,6 @@ pub async fn show(
     let stats = stats
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::not_found("pool", format!("unknown pool {pool:?}")))?;
+        .ok_or_else(|| crate::MasterError::UnknownPool(pool.clone()))?;
     Ok(Json(PoolDetail { stats, processes }))
 }

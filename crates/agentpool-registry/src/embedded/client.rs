@@ -5,9 +5,14 @@
 //! Once the socket breaks, every pending and later call fails with `Unavailable` and the
 //! command subscriptions end, which is how the worker learns the master is gone.
 
-use super::wire::{self, Beat, Call, Hosted, Reply, Request};
-use crate::{BoxFuture, ControlPlane, Heartbeat, HostedAgent, RegistryError, Result, StatusWrite};
-use agentpool_types::{Agent, AgentId, Command, Event, ProcessId, ProcessState, WorkerProcess};
+use super::wire::{self, Beat, Call, Reply, Request};
+use crate::{
+    BoxFuture, ControlPlane, Finished, Heartbeat, Hosted, Ready, RegistryError, Result, StatusWrite,
+};
+use agentpool_types::{
+    Agent, AgentId, Command, Event, ProcessId, ProcessState, Task, TaskId, TaskReport,
+    WorkerProcess,
+};
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -104,6 +109,14 @@ impl SocketControlPlane {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = serde_json::to_vec(&Request { id, call })
             .map_err(|e| RegistryError::Malformed(e.to_string()))?;
+        // Sent, it would break the connection and with it the worker: fail this call alone.
+        if frame.len() > wire::MAX_FRAME {
+            return Err(RegistryError::Malformed(format!(
+                "call of {} bytes, more than the socket's {} byte frames",
+                frame.len(),
+                wire::MAX_FRAME
+            )));
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut s = lock(&self.shared);
@@ -147,14 +160,39 @@ fn dispatch(shared: &Mutex<Shared>, reply: Reply) {
 }
 
 impl ControlPlane for SocketControlPlane {
+    fn agent_ready<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        agent: &'a AgentId,
+        epoch: Option<u64>,
+    ) -> BoxFuture<'a, Result<Ready>> {
+        Box::pin(self.call(Call::AgentReady {
+            process_id: process.clone(),
+            agent_id: agent.clone(),
+            epoch,
+        }))
+    }
+
+    fn finish_task<'a>(&'a self, report: &'a TaskReport) -> BoxFuture<'a, Result<Finished>> {
+        Box::pin(self.call(Call::FinishTask {
+            report: report.clone(),
+        }))
+    }
+
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>> {
+        Box::pin(self.call(Call::Task {
+            task_id: id.clone(),
+        }))
+    }
+
     fn register_with<'a>(
         &'a self,
         p: &'a WorkerProcess,
-        agents: &'a [HostedAgent],
+        agents: &'a [Hosted],
     ) -> BoxFuture<'a, Result<()>> {
         let call = Call::RegisterWith {
             process: p.clone(),
-            agents: agents.iter().map(Hosted::from).collect(),
+            agents: agents.to_vec(),
         };
         Box::pin(self.call(call))
     }

@@ -3,6 +3,8 @@
 //!
 //! - `state`, `slots`: [`EmbeddedState`], the data behind one mutex; each step is one critical
 //!   section, the atomicity the Lua scripts give in Redis, with the same semantics.
+//! - `tasks`, `task_steps`: the task queue, `lua/tasks.lua` and the task scripts over the same
+//!   data; `circuit`: its breaker; `zset`: the sorted sets its order depends on.
 //! - `hub`: in-process pub/sub for commands and events.
 //! - `registry`: [`EmbeddedRegistry`], `Registry` and `ControlPlane` over the state.
 //! - `wire`: the socket protocol, length-delimited JSON frames.
@@ -11,13 +13,17 @@
 //!
 //! Workers name the socket as `unix:///abs/path.sock` where they would name a Redis URL.
 
+mod circuit;
 mod client;
 mod hub;
 mod registry;
 mod slots;
 mod socket;
 mod state;
+mod task_steps;
+mod tasks;
 mod wire;
+mod zset;
 
 pub use client::SocketControlPlane;
 pub use registry::EmbeddedRegistry;

@@ -2,24 +2,24 @@
 //! it as its `Registry`; the socket server (and in-process workers, and tests) use it as the
 //! `ControlPlane` that remote workers reach over the socket.
 
-use super::hub::Hub;
 use super::state::EmbeddedState;
 use crate::{
-    BoxFuture, ControlPlane, Heartbeat, HostedAgent, PoolCounts, ReapMode, Registry, Reservation,
-    Result, Staleness, StatusWrite, Target,
+    BoxFuture, ControlPlane, Finished, Heartbeat, Hosted, Ready, ReapMode, Registry, Reservation,
+    Result, Retirement, Staleness, StatusWrite, Target, Tended,
 };
 use agentpool_types::{
-    Agent, AgentId, AgentState, Command, Event, ProcessId, ProcessState, WorkerProcess,
+    Agent, AgentId, AgentState, Command, Event, PoolCounts, ProcessId, ProcessState, Task, TaskId,
+    TaskReport, TaskRules, TaskState, WorkerProcess,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// The registry in this process's memory. Clones share the same registry.
+/// The registry in this process's memory, its channels included. Clones share the same
+/// registry.
 #[derive(Clone, Default)]
 pub struct EmbeddedRegistry {
     state: Arc<EmbeddedState>,
-    hub: Arc<Hub>,
 }
 
 impl EmbeddedRegistry {
@@ -40,11 +40,31 @@ fn ready<'a, T: Send + 'a>(step: impl FnOnce() -> T + Send + 'a) -> BoxFuture<'a
 }
 
 impl Registry for EmbeddedRegistry {
-    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<u64>> {
+    fn init_pools<'a>(&'a self, pools: &'a [(String, TaskRules)]) -> BoxFuture<'a, Result<u64>> {
         ready(move || self.state.init_pools(pools))
     }
 
-    fn reserve<'a>(&'a self, r: &'a Reservation) -> BoxFuture<'a, Result<Option<ProcessId>>> {
+    fn submit_tasks<'a>(&'a self, tasks: &'a [Task]) -> BoxFuture<'a, Result<u64>> {
+        ready(move || self.state.submit_tasks(tasks))
+    }
+
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>> {
+        ready(move || self.state.task(id))
+    }
+
+    fn cancel_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>> {
+        ready(move || self.state.cancel_task(id))
+    }
+
+    fn retry_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>> {
+        ready(move || self.state.retry_task(id))
+    }
+
+    fn tend_tasks<'a>(&'a self, pool: &'a str) -> BoxFuture<'a, Result<Tended>> {
+        ready(move || self.state.tend_tasks(pool))
+    }
+
+    fn reserve<'a>(&'a self, r: Reservation<'a>) -> BoxFuture<'a, Result<Option<ProcessId>>> {
         Box::pin(async move { self.state.reserve(r) })
     }
 
@@ -99,11 +119,11 @@ impl Registry for EmbeddedRegistry {
     }
 
     fn send<'a>(&'a self, to: Target<'a>, cmd: &'a Command) -> BoxFuture<'a, Result<()>> {
-        ready(move || self.hub.send(&to, cmd))
+        ready(move || self.state.hub().send(&to, cmd))
     }
 
     fn events(&self) -> BoxFuture<'_, Result<mpsc::UnboundedReceiver<Event>>> {
-        ready(move || self.hub.subscribe_events())
+        ready(move || self.state.hub().subscribe_events())
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<Duration>> {
@@ -133,16 +153,41 @@ impl Registry for EmbeddedRegistry {
         agent: &'a AgentId,
         status: AgentState,
         error: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>> {
+    ) -> BoxFuture<'a, Result<Option<Agent>>> {
         ready(move || self.state.mark_agent(agent, status, error))
+    }
+
+    fn undrain<'a>(&'a self, process: &'a ProcessId) -> BoxFuture<'a, Result<bool>> {
+        ready(move || self.state.undrain(process))
+    }
+
+    fn retire_idle<'a>(&'a self, r: Retirement<'a>) -> BoxFuture<'a, Result<Vec<AgentId>>> {
+        ready(move || self.state.retire_idle(r))
     }
 }
 
 impl ControlPlane for EmbeddedRegistry {
+    fn agent_ready<'a>(
+        &'a self,
+        process: &'a ProcessId,
+        agent: &'a AgentId,
+        epoch: Option<u64>,
+    ) -> BoxFuture<'a, Result<Ready>> {
+        ready(move || self.state.agent_ready(process, agent, epoch))
+    }
+
+    fn finish_task<'a>(&'a self, report: &'a TaskReport) -> BoxFuture<'a, Result<Finished>> {
+        ready(move || self.state.finish_task(report))
+    }
+
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>> {
+        ready(move || self.state.task(id))
+    }
+
     fn register_with<'a>(
         &'a self,
         p: &'a WorkerProcess,
-        agents: &'a [HostedAgent],
+        agents: &'a [Hosted],
     ) -> BoxFuture<'a, Result<()>> {
         ready(move || self.state.register_with(p, agents))
     }
@@ -178,7 +223,7 @@ impl ControlPlane for EmbeddedRegistry {
 
     fn publish<'a>(&'a self, _pool: &'a str, event: &'a Event) -> BoxFuture<'a, Result<()>> {
         // Redis publishes per pool but the master listens to every pool: one list suffices.
-        ready(move || self.hub.publish(event))
+        ready(move || self.state.hub().publish(event))
     }
 
     fn commands<'a>(
@@ -186,6 +231,6 @@ impl ControlPlane for EmbeddedRegistry {
         pool: &'a str,
         id: &'a ProcessId,
     ) -> BoxFuture<'a, Result<mpsc::UnboundedReceiver<Command>>> {
-        ready(move || self.hub.subscribe_commands(pool, id))
+        ready(move || self.state.hub().subscribe_commands(pool, id))
     }
 }

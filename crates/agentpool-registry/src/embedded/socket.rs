@@ -5,7 +5,7 @@
 
 use super::registry::EmbeddedRegistry;
 use super::wire::{self, Beat, Call, Reply, Request};
-use crate::{ControlPlane, HostedAgent, RegistryError, Result, StatusWrite};
+use crate::{ControlPlane, RegistryError, Result, StatusWrite};
 use agentpool_types::{Command, ProcessId};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -74,6 +74,17 @@ impl Drop for EmbeddedServer {
     }
 }
 
+/// Whether the peer runs as this process's user. The socket file is private already; this
+/// also holds when its directory's rights were loosened by hand.
+fn same_user(stream: &UnixStream) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/self").map(|m| m.uid());
+    match (stream.peer_cred(), own) {
+        (Ok(peer), Ok(own)) => peer.uid() == own,
+        _ => false,
+    }
+}
+
 fn config(path: &Path, e: std::io::Error) -> RegistryError {
     RegistryError::Config(format!("socket {}: {e}", path.display()))
 }
@@ -88,7 +99,11 @@ async fn accept(
         let stream = tokio::select! {
             _ = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) if same_user(&stream) => stream,
+                Ok(_) => {
+                    tracing::warn!("embedded registry: refused a connection from another user");
+                    continue;
+                }
                 Err(e) => {
                     // Out of descriptors and the like: pause instead of spinning.
                     tracing::warn!(error = %e, "embedded registry: accept failed");
@@ -179,8 +194,7 @@ impl Conn {
         let reg = &self.registry;
         let value = match call {
             Call::RegisterWith { process, agents } => {
-                let hosted: Vec<HostedAgent> = agents.into_iter().map(Into::into).collect();
-                reg.register_with(&process, &hosted).await?;
+                reg.register_with(&process, &agents).await?;
                 self.registered = Some(process.process_id);
                 serde_json::Value::Null
             }
@@ -213,6 +227,13 @@ impl Conn {
                 json(reg.set_process_status(&process_id, status).await?)?
             }
             Call::Publish { pool, event } => json(reg.publish(&pool, &event).await?)?,
+            Call::AgentReady {
+                process_id,
+                agent_id,
+                epoch,
+            } => json(reg.agent_ready(&process_id, &agent_id, epoch).await?)?,
+            Call::FinishTask { report } => json(reg.finish_task(&report).await?)?,
+            Call::Task { task_id } => json(ControlPlane::task(reg, &task_id).await?)?,
             Call::Commands { pool, process_id } => {
                 if !self
                     .subscribed

@@ -3,12 +3,24 @@
 //! Every public method takes the lock once and does all its work inside it: that critical
 //! section is what a Lua script's atomicity is in Redis, so no caller can observe (or interleave
 //! with) half of a step. The slot-moving steps (reserve, release, drain, reap, pool counts) are
-//! in `slots.rs`; this file holds the data, the worker's steps and the reads.
+//! in `slots.rs`, the task queue's rules in `tasks.rs` and its steps in `task_steps.rs`; this
+//! file holds the data, the worker's steps and the reads.
+//!
+//! What a step publishes (a worker's command, a task's event) is sent through the [`Hub`]
+//! before its critical section ends, as a script's `PUBLISH` is part of the script: two steps'
+//! messages never arrive interleaved or out of order.
 
-use crate::{Heartbeat, HostedAgent, Staleness, StatusWrite};
+use super::hub::Hub;
+use super::tasks::{Entry, Out, PoolTasks};
+use super::zset::ZSet;
+use crate::{Heartbeat, Holding, Hosted, Staleness, StatusWrite, Target};
 use agentpool_types::now_rfc3339;
-use agentpool_types::{Agent, AgentId, AgentState, ProcessId, ProcessState, WorkerProcess};
+use agentpool_types::{
+    Agent, AgentId, AgentSpec, AgentState, ProcessId, ProcessState, TaskId, TaskRules, TaskState,
+    WorkerProcess,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,6 +54,18 @@ pub(super) struct Data {
     pub tombstones: HashMap<ProcessId, Instant>,
     /// `lock:<name>`: holder and expiry.
     pub locks: HashMap<String, (String, Instant)>,
+    /// `task:<id>`.
+    pub tasks: HashMap<TaskId, Entry>,
+    /// The finished tasks' `PEXPIRE`, soonest first.
+    pub expiries: BTreeSet<(Instant, TaskId)>,
+    /// `pool:<p>:rules`.
+    pub rules: HashMap<String, TaskRules>,
+    /// `pool:<p>:{queue,asked,delayed,running,idle,dead,circuit}`.
+    pub pool_tasks: HashMap<String, PoolTasks>,
+    /// `agent:<a>:queue`: the tasks waiting for that agent alone.
+    pub agent_queues: HashMap<AgentId, ZSet<TaskId>>,
+    /// What the current step publishes, sent when it ends.
+    pub outbox: Vec<Out>,
 }
 
 impl Data {
@@ -58,12 +82,87 @@ impl Data {
         self.tombstones.retain(|_, expiry| *expiry > now);
         self.tombstones.contains_key(id)
     }
+
+    /// Sets or clears (`PERSIST`) a task's expiry.
+    pub fn expire(&mut self, id: &TaskId, at: Option<Instant>) {
+        let Some(e) = self.tasks.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = std::mem::replace(&mut e.expires, at) {
+            self.expiries.remove(&(old, id.clone()));
+        }
+        if let Some(at) = at {
+            self.expiries.insert((at, id.clone()));
+        }
+    }
+
+    /// Drops the finished tasks whose time is up: Redis would no longer show their keys.
+    fn drop_expired(&mut self, now: Instant) {
+        while let Some((at, _)) = self.expiries.first()
+            && *at <= now
+        {
+            if let Some((_, id)) = self.expiries.pop_first() {
+                self.tasks.remove(&id);
+            }
+        }
+    }
+
+    /// The attempts a worker's agents hold, as the heartbeat hands them back: only those
+    /// still running on that agent.
+    fn holding(&self, agents: &[AgentId]) -> Vec<Holding> {
+        agents
+            .iter()
+            .filter_map(|a| {
+                let id = self.agents.get(a)?.current_task.as_ref()?;
+                let e = self.tasks.get(id)?;
+                let t = &e.task;
+                let running = t.status == TaskState::Running && t.agent_id.as_ref() == Some(a);
+                running.then(|| Holding {
+                    agent_id: a.clone(),
+                    task_id: id.clone(),
+                    attempt: e.runs,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The embedded registry's state. Shared by the master's and the workers' side.
 #[derive(Default)]
 pub struct EmbeddedState {
     data: Mutex<Data>,
+    hub: Hub,
+}
+
+/// One critical section: the data, and on the way out what the step published.
+pub(super) struct Guard<'a> {
+    data: MutexGuard<'a, Data>,
+    hub: &'a Hub,
+}
+
+impl Deref for Guard<'_> {
+    type Target = Data;
+    fn deref(&self) -> &Data {
+        &self.data
+    }
+}
+
+impl DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut Data {
+        &mut self.data
+    }
+}
+
+impl Drop for Guard<'_> {
+    /// Sends the step's messages while the lock is still held, in the order it made them.
+    fn drop(&mut self) {
+        for out in self.data.outbox.drain(..) {
+            match out {
+                Out::Command(pid, cmd) => self.hub.send(&Target::Process(&pid), &cmd),
+                Out::Event(event) => self.hub.publish(&event),
+            }
+        }
+    }
 }
 
 /// A status stored the way Redis stores it: `{:.1}` text read back as a number.
@@ -78,21 +177,35 @@ impl EmbeddedState {
 
     /// The one lock. A panic inside a step cannot leave half-written data behind that a later
     /// step would trip over any worse than the panic itself, so a poisoned lock is taken over.
-    pub(super) fn lock(&self) -> MutexGuard<'_, Data> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    /// Finished tasks past their time are gone before the step looks.
+    pub(super) fn lock(&self) -> Guard<'_> {
+        let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        data.drop_expired(Instant::now());
+        Guard {
+            data,
+            hub: &self.hub,
+        }
     }
 
-    pub fn init_pools(&self, pools: &[String]) -> u64 {
+    /// The pub/sub channels, which live with the data so steps publish inside their section.
+    pub(super) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Records the pools and (again, as the master starts) their task rules.
+    pub fn init_pools(&self, pools: &[(String, TaskRules)]) -> u64 {
         let mut d = self.lock();
-        pools
-            .iter()
-            .filter(|p| d.pools.insert((*p).clone()))
-            .count() as u64
+        let mut added = 0;
+        for (pool, rules) in pools {
+            added += u64::from(d.pools.insert(pool.clone()));
+            d.rules.insert(pool.clone(), *rules);
+        }
+        added
     }
 
     /// `register.lua`: the record, the hosted agents not owned elsewhere, placement by free
     /// slots (agents already assigned keep theirs), and a first heartbeat.
-    pub fn register_with(&self, p: &WorkerProcess, hosted: &[HostedAgent]) {
+    pub fn register_with(&self, p: &WorkerProcess, hosted: &[Hosted]) {
         let mut d = self.lock();
         let (instant, now) = (Instant::now(), now_rfc3339());
         let pid = &p.process_id;
@@ -103,33 +216,35 @@ impl EmbeddedState {
             .map(|old| old.agents)
             .unwrap_or_default();
         for h in hosted {
-            let owner = d.agents.get(&h.agent_id).map(|a| a.process_id.clone());
+            let id = &h.agent.agent_id;
+            let owner = d.agents.get(id).map(|a| a.process_id.clone());
             if matches!(&owner, Some(Some(o)) if o != pid) {
                 continue;
             }
-            let agent = d.agents.entry(h.agent_id.clone()).or_insert_with(|| Agent {
-                agent_id: h.agent_id.clone(),
-                pool_name: pool.clone(),
-                role_type: h.role.clone(),
-                name: h.name.clone(),
+            let agent = d.agents.entry(id.clone()).or_insert_with(|| Agent {
+                spec: AgentSpec {
+                    pool_name: pool.clone(),
+                    ..h.agent.clone()
+                },
                 process_id: None,
                 status: h.status,
                 restarts: 0,
                 registered_at: now.clone(),
                 updated_at: now.clone(),
-                metadata: serde_json::from_str(&h.metadata).unwrap_or(serde_json::Value::Null),
                 error: None,
-                restart: None,
                 epoch: 1,
+                current_task: None,
+                tasks_done: 0,
+                tasks_failed: 0,
             });
             agent.process_id = Some(pid.clone());
             agent.status = h.status;
             agent.updated_at.clone_from(&now);
-            assigned.insert(h.agent_id.clone());
+            assigned.insert(id.clone());
             d.pool_agents
                 .entry(pool.clone())
                 .or_default()
-                .insert(h.agent_id.clone());
+                .insert(id.clone());
         }
         let free = i64::from(p.max_agents) - assigned.len() as i64;
         let record = WorkerProcess {
@@ -152,7 +267,8 @@ impl EmbeddedState {
         d.pools.insert(pool.clone());
     }
 
-    /// `heartbeat.lua`: stamps the worker and hands back the agents that should run.
+    /// `heartbeat.lua`: stamps the worker and hands back the agents that should run, with the
+    /// task attempts they hold.
     pub fn heartbeat(&self, id: &ProcessId, rss_bytes: u64, cpu_percent: f32) -> Heartbeat {
         let mut d = self.lock();
         let instant = Instant::now();
@@ -170,7 +286,7 @@ impl EmbeddedState {
         let ids: Vec<AgentId> = p.agents.iter().cloned().collect();
         // Agents on their way out are left out, or a terminate racing a heartbeat would start
         // them again. An id without an agent is handed back, as the script does.
-        let assigned = ids
+        let assigned: Vec<AgentId> = ids
             .into_iter()
             .filter(|a| {
                 d.agents.get(a).is_none_or(|a| {
@@ -184,7 +300,8 @@ impl EmbeddedState {
                 })
             })
             .collect();
-        Heartbeat::Alive { assigned }
+        let holding = d.holding(&assigned);
+        Heartbeat::Alive { assigned, holding }
     }
 
     /// `agent_status.lua`: written only while the agent is `process`'s under `w.epoch`.
@@ -192,6 +309,10 @@ impl EmbeddedState {
         let mut d = self.lock();
         let a = d.agents.get_mut(w.agent)?;
         if a.process_id.as_ref() != Some(process) || w.epoch.is_some_and(|e| e != a.epoch) {
+            return None;
+        }
+        // An agent being terminated may only be reported ended, as in the script.
+        if a.status == AgentState::Stopping && !w.status.is_terminal() {
             return None;
         }
         a.status = w.status;
@@ -202,7 +323,13 @@ impl EmbeddedState {
         if w.restarted {
             a.restarts += 1;
         }
-        (a.epoch > 0).then_some(a.epoch)
+        let epoch = a.epoch;
+        // Only agent_ready and finish_task make an agent available for tasks.
+        if !matches!(w.status, AgentState::Idle | AgentState::Busy) {
+            let pool = a.spec.pool_name.clone();
+            d.pool_tasks(&pool).idle.remove(w.agent);
+        }
+        (epoch > 0).then_some(epoch)
     }
 
     /// `process_status.lua`: never resurrects a reaped registration.
@@ -212,24 +339,44 @@ impl EmbeddedState {
         }
     }
 
-    /// `agent_mark.lua`: the master's status write; false when the agent is gone.
-    pub fn mark_agent(&self, id: &AgentId, status: AgentState, error: Option<&str>) -> bool {
+    /// `agent_mark.lua`: the master's status write; the agent as it was, `None` when gone.
+    pub fn mark_agent(
+        &self,
+        id: &AgentId,
+        status: AgentState,
+        error: Option<&str>,
+    ) -> Option<Agent> {
         let mut d = self.lock();
-        let Some(a) = d.agents.get_mut(id) else {
-            return false;
-        };
+        let a = d.agents.get_mut(id)?;
+        let before = a.clone();
         a.status = status;
         a.updated_at = now_rfc3339();
         if let Some(e) = error.filter(|e| !e.is_empty()) {
             a.error = Some(e.to_owned());
         }
-        true
+        Some(before)
     }
 
     /// A worker's free slots while it is in its pool's placement: what the Redis zset score
     /// shows, for inspection.
     pub fn free_slots(&self, pool: &str, id: &ProcessId) -> Option<i64> {
         self.lock().placement.get(pool)?.get(id).copied()
+    }
+
+    /// A pool's idle agents, longest idle first: the `pool:<p>:idle` zset, for inspection.
+    pub fn idle_agents(&self, pool: &str) -> Vec<AgentId> {
+        let d = self.lock();
+        d.pool_tasks
+            .get(pool)
+            .map_or(Vec::new(), |t| t.idle.members())
+    }
+
+    /// A pool's failed tasks, oldest first: the `pool:<p>:dead` zset, for inspection.
+    pub fn dead_tasks(&self, pool: &str) -> Vec<TaskId> {
+        let d = self.lock();
+        d.pool_tasks
+            .get(pool)
+            .map_or(Vec::new(), |t| t.dead.members())
     }
 
     pub fn agent(&self, id: &AgentId) -> Option<Agent> {
@@ -245,7 +392,7 @@ impl EmbeddedState {
             .flatten()
             .filter_map(|id| d.agents.get(id).cloned())
             .collect();
-        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        out.sort_by(|a, b| a.id().cmp(b.id()));
         out
     }
 

@@ -4,16 +4,18 @@
 //! - master to worker: `{"id": n, "ok": <result>}` or `{"id": n, "err": "..."}`, and
 //!   `{"command": <Command>}` pushed once the worker subscribed with the `commands` call.
 
-use crate::{Heartbeat, HostedAgent};
+use crate::{Heartbeat, Hosted};
 use agentpool_types::{
-    AgentId, AgentState, Command, Event, ProcessId, ProcessState, WorkerProcess,
+    AgentId, AgentState, Command, Event, ProcessId, ProcessState, TaskId, TaskReport, WorkerProcess,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
 /// Largest frame either side accepts: far above any real call, small enough that a corrupt
-/// length prefix cannot make a peer allocate gigabytes.
-pub const MAX_FRAME: usize = 1 << 20;
+/// length prefix cannot make a peer allocate gigabytes. Task runs and reports carry a task's
+/// input (up to the API's 1 MiB) and output (which handlers do not bound) in one frame; an
+/// oversized frame would end the connection, which the master takes for a dead worker.
+pub const MAX_FRAME: usize = 64 << 20;
 
 pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
@@ -63,47 +65,24 @@ pub enum Call {
         pool: String,
         process_id: ProcessId,
     },
-}
-
-/// [`HostedAgent`] on the wire.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Hosted {
-    pub agent_id: AgentId,
-    pub role: String,
-    pub name: String,
-    pub metadata: String,
-    pub status: AgentState,
-}
-
-impl From<&HostedAgent> for Hosted {
-    fn from(h: &HostedAgent) -> Self {
-        Self {
-            agent_id: h.agent_id.clone(),
-            role: h.role.clone(),
-            name: h.name.clone(),
-            metadata: h.metadata.clone(),
-            status: h.status,
-        }
-    }
-}
-
-impl From<Hosted> for HostedAgent {
-    fn from(h: Hosted) -> Self {
-        Self {
-            agent_id: h.agent_id,
-            role: h.role,
-            name: h.name,
-            metadata: h.metadata,
-            status: h.status,
-        }
-    }
+    AgentReady {
+        process_id: ProcessId,
+        agent_id: AgentId,
+        epoch: Option<u64>,
+    },
+    FinishTask {
+        report: TaskReport,
+    },
+    Task {
+        task_id: TaskId,
+    },
 }
 
 /// [`Heartbeat`] on the wire.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Beat {
-    Alive(Vec<AgentId>),
+    Alive(Vec<AgentId>, Vec<crate::Holding>),
     Reaped,
     Unregistered,
 }
@@ -111,7 +90,7 @@ pub enum Beat {
 impl From<Heartbeat> for Beat {
     fn from(h: Heartbeat) -> Self {
         match h {
-            Heartbeat::Alive { assigned } => Beat::Alive(assigned),
+            Heartbeat::Alive { assigned, holding } => Beat::Alive(assigned, holding),
             Heartbeat::Reaped => Beat::Reaped,
             Heartbeat::Unregistered => Beat::Unregistered,
         }
@@ -121,7 +100,7 @@ impl From<Heartbeat> for Beat {
 impl From<Beat> for Heartbeat {
     fn from(b: Beat) -> Self {
         match b {
-            Beat::Alive(assigned) => Heartbeat::Alive { assigned },
+            Beat::Alive(assigned, holding) => Heartbeat::Alive { assigned, holding },
             Beat::Reaped => Heartbeat::Reaped,
             Beat::Unregistered => Heartbeat::Unregistered,
         }

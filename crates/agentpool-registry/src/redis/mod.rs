@@ -1,5 +1,7 @@
 //! Both registry traits over Redis.
 //!
+//! - `keys`: [`Keys`], every Redis key name as Rust spells it (`lua/keys.lua` for Lua).
+//! - `hash`: the codec between the `agent:<id>` / `process:<id>` hashes and the records.
 //! - `registry`: [`RedisRegistry`], the master's side.
 //! - `control`: [`RedisControlPlane`], the worker's side.
 //! - `scripts`: the Lua scripts of `lua/`, loaded once.
@@ -9,10 +11,13 @@
 //! are still lost, so both sides reconcile from the registry.
 
 mod control;
+pub mod hash;
+pub mod keys;
 mod registry;
 mod scripts;
 
 pub use control::RedisControlPlane;
+pub use keys::Keys;
 pub use registry::RedisRegistry;
 
 use crate::{RegistryError, Result};
@@ -58,6 +63,13 @@ async fn connect(
     ConnectionManager::new_with_config(client, config)
         .await
         .map_err(|e| RegistryError::Unavailable(format!("{} ({})", e, mask_url(url))))
+}
+
+/// Starts a script call with the key prefix as `ARGV[1]`, as every script expects.
+fn invoke(script: &'static redis::Script, keys: &Keys) -> redis::ScriptInvocation<'static> {
+    let mut inv = script.prepare_invoke();
+    inv.arg(keys.prefix());
+    inv
 }
 
 /// Subscribes a fresh connection to `channels` (patterns when `pattern`) and forwards every

@@ -1,11 +1,14 @@
 //! The master's side of the Redis registry.
 
-use super::{connect, scripts, subscribe_json};
+use super::{Keys, connect, hash, invoke, scripts, subscribe_json};
 use crate::{
-    BoxFuture, Keys, PoolCounts, ReapMode, Registry, RegistryError, Reservation, Result, Staleness,
-    Target,
+    BoxFuture, ReapMode, Registry, RegistryError, Reservation, Result, Retirement, Staleness,
+    Target, Tended,
 };
-use agentpool_types::{Agent, AgentId, AgentState, Command, Event, ProcessId, WorkerProcess};
+use agentpool_types::{
+    Agent, AgentId, AgentState, CircuitState, Command, Event, PoolCounts, ProcessId, Task,
+    TaskCounts, TaskId, TaskRules, TaskState, WorkerProcess,
+};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
@@ -46,15 +49,6 @@ impl RedisRegistry {
     }
 }
 
-fn flat_to_map(flat: Vec<String>) -> HashMap<String, String> {
-    let mut it = flat.into_iter();
-    let mut map = HashMap::new();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        map.insert(k, v);
-    }
-    map
-}
-
 fn ids<T>(raw: Vec<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
     raw.iter()
         .map(|s| parse(s).ok_or_else(|| RegistryError::Malformed(format!("bad id {s:?}"))))
@@ -62,31 +56,37 @@ fn ids<T>(raw: Vec<String>, parse: fn(&str) -> Option<T>) -> Result<Vec<T>> {
 }
 
 impl Registry for RedisRegistry {
-    fn init_pools<'a>(&'a self, pools: &'a [String]) -> BoxFuture<'a, Result<u64>> {
+    fn init_pools<'a>(&'a self, pools: &'a [(String, TaskRules)]) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
             if pools.is_empty() {
                 return Ok(0);
             }
-            Ok(self.conn.clone().sadd(self.keys.pools(), pools).await?)
+            let names: Vec<&String> = pools.iter().map(|(name, _)| name).collect();
+            let mut pipe = redis::pipe();
+            pipe.sadd(self.keys.pools(), names);
+            for (name, rules) in pools {
+                pipe.hset_multiple(self.keys.pool_rules(name), &hash::rules_fields(rules))
+                    .ignore();
+            }
+            let (added,): (u64,) = pipe.query_async(&mut self.conn.clone()).await?;
+            Ok(added)
         })
     }
 
-    fn reserve<'a>(&'a self, r: &'a Reservation) -> BoxFuture<'a, Result<Option<ProcessId>>> {
+    fn reserve<'a>(&'a self, r: Reservation<'a>) -> BoxFuture<'a, Result<Option<ProcessId>>> {
         Box::pin(async move {
-            let picked: Option<String> = scripts::RESERVE
-                .key(self.keys.pool_processes(&r.pool))
-                .key(self.keys.pool_agents(&r.pool))
-                .key(self.keys.agent(&r.agent_id))
-                .arg(self.keys.prefix())
+            let a = r.agent;
+            let picked: Option<String> = invoke(&scripts::RESERVE, &self.keys)
                 .arg(r.placement.as_str())
-                .arg(r.agent_id.as_str())
-                .arg(&r.pool)
-                .arg(&r.role)
-                .arg(&r.name)
-                .arg(&r.metadata)
-                .arg(r.move_from.as_ref().map_or("", |p| p.as_str()))
+                .arg(a.agent_id.as_str())
+                .arg(&a.pool_name)
+                .arg(&a.role_type)
+                .arg(&a.name)
+                .arg(a.metadata.to_string())
+                .arg(a.restart.map_or("", |p| p.as_str()))
+                .arg(r.move_from.map_or("", |p| p.as_str()))
                 .arg(if r.must_exist { "1" } else { "0" })
-                .arg(r.restart.map_or("", |p| p.as_str()))
+                .arg(if a.autoscaled { "1" } else { "" })
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             Ok(picked.and_then(|p| ProcessId::parse(&p)))
@@ -95,13 +95,11 @@ impl Registry for RedisRegistry {
 
     fn release<'a>(&'a self, agent: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>> {
         Box::pin(async move {
-            let hash: Option<Vec<String>> = scripts::RELEASE
-                .key(self.keys.agent(agent))
-                .arg(self.keys.prefix())
+            let flat: Option<Vec<String>> = invoke(&scripts::RELEASE, &self.keys)
                 .arg(agent.as_str())
                 .invoke_async(&mut self.conn.clone())
                 .await?;
-            Ok(hash.and_then(|h| Agent::from_hash(&flat_to_map(h))))
+            Ok(flat.and_then(|h| hash::agent(&hash::from_flat(h))))
         })
     }
 
@@ -111,10 +109,7 @@ impl Registry for RedisRegistry {
         only_if_empty: bool,
     ) -> BoxFuture<'a, Result<Option<Vec<AgentId>>>> {
         Box::pin(async move {
-            let agents: Option<Vec<String>> = scripts::DRAIN
-                .key(self.keys.process(process))
-                .key(self.keys.process_agents(process))
-                .arg(self.keys.prefix())
+            let agents: Option<Vec<String>> = invoke(&scripts::DRAIN, &self.keys)
                 .arg(process.as_str())
                 .arg(if only_if_empty { "1" } else { "0" })
                 .invoke_async(&mut self.conn.clone())
@@ -133,14 +128,9 @@ impl Registry for RedisRegistry {
                 ReapMode::Orphan => "orphan",
                 ReapMode::Delete => "delete",
             };
-            let agents: Vec<String> = scripts::REAP
-                .key(self.keys.process(process))
-                .key(self.keys.process_agents(process))
-                .key(self.keys.heartbeats())
-                .arg(self.keys.prefix())
+            let agents: Vec<String> = invoke(&scripts::REAP, &self.keys)
                 .arg(process.as_str())
                 .arg(mode)
-                .arg("")
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             ids(agents, AgentId::parse)
@@ -152,23 +142,40 @@ impl Registry for RedisRegistry {
         pools: &'a [(String, u32)],
     ) -> BoxFuture<'a, Result<Vec<PoolCounts>>> {
         Box::pin(async move {
-            let mut inv = scripts::POOL_COUNTS.prepare_invoke();
-            inv.arg(self.keys.prefix());
+            let mut inv = invoke(&scripts::POOL_COUNTS, &self.keys);
             for (pool, capacity) in pools {
                 inv.arg(pool).arg(capacity);
             }
-            let rows: Vec<(String, u64, u64, u64, u64, u64)> =
-                inv.invoke_async(&mut self.conn.clone()).await?;
+            type Row = (String, u64, u64, u64, u64, u64, u64, u64, String);
+            let rows: Vec<Row> = inv.invoke_async(&mut self.conn.clone()).await?;
             Ok(rows
                 .into_iter()
                 .map(
-                    |(pool, process_count, total, free, agents, active)| PoolCounts {
+                    |(
                         pool,
                         process_count,
-                        total_capacity: total,
-                        available_capacity: free,
-                        agent_count: agents,
-                        active_worker_processes: active,
+                        total,
+                        free,
+                        agents,
+                        active,
+                        queued,
+                        running,
+                        circuit,
+                    )| {
+                        PoolCounts {
+                            pool,
+                            process_count,
+                            total_capacity: total,
+                            available_capacity: free,
+                            agent_count: agents,
+                            active_worker_processes: active,
+                            tasks: TaskCounts {
+                                queued_tasks: queued,
+                                running_tasks: running,
+                                busy_agents: running,
+                                circuit: circuit.parse().unwrap_or(CircuitState::Closed),
+                            },
+                        }
                     },
                 )
                 .collect())
@@ -201,7 +208,7 @@ impl Registry for RedisRegistry {
     fn agent<'a>(&'a self, id: &'a AgentId) -> BoxFuture<'a, Result<Option<Agent>>> {
         Box::pin(async move {
             let h: HashMap<String, String> = self.conn.clone().hgetall(self.keys.agent(id)).await?;
-            Ok(Agent::from_hash(&h))
+            Ok(hash::agent(&h))
         })
     }
 
@@ -225,9 +232,9 @@ impl Registry for RedisRegistry {
                 .hashes(&keys)
                 .await?
                 .iter()
-                .filter_map(Agent::from_hash)
+                .filter_map(hash::agent)
                 .collect();
-            agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+            agents.sort_by(|a, b| a.id().cmp(b.id()));
             Ok(agents)
         })
     }
@@ -236,7 +243,7 @@ impl Registry for RedisRegistry {
         Box::pin(async move {
             let h: HashMap<String, String> =
                 self.conn.clone().hgetall(self.keys.process(id)).await?;
-            Ok(WorkerProcess::from_hash(&h))
+            Ok(hash::process(&h))
         })
     }
 
@@ -255,7 +262,7 @@ impl Registry for RedisRegistry {
                 .hashes(&keys)
                 .await?
                 .iter()
-                .filter_map(WorkerProcess::from_hash)
+                .filter_map(hash::process)
                 .collect();
             procs.sort_by(|a, b| a.process_id.cmp(&b.process_id));
             Ok(procs)
@@ -285,8 +292,7 @@ impl Registry for RedisRegistry {
 
     fn stale(&self, timeout: Duration) -> BoxFuture<'_, Result<Staleness>> {
         Box::pin(async move {
-            let (total, stale): (u64, Vec<String>) = scripts::STALE
-                .key(self.keys.heartbeats())
+            let (total, stale): (u64, Vec<String>) = invoke(&scripts::STALE, &self.keys)
                 .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
                 .invoke_async(&mut self.conn.clone())
                 .await?;
@@ -304,8 +310,8 @@ impl Registry for RedisRegistry {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool>> {
         Box::pin(async move {
-            let held: i64 = scripts::LOCK
-                .key(self.keys.lock(name))
+            let held: i64 = invoke(&scripts::LOCK, &self.keys)
+                .arg(name)
                 .arg(holder)
                 .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
                 .invoke_async(&mut self.conn.clone())
@@ -319,15 +325,89 @@ impl Registry for RedisRegistry {
         agent: &'a AgentId,
         status: AgentState,
         error: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool>> {
+    ) -> BoxFuture<'a, Result<Option<Agent>>> {
         Box::pin(async move {
-            let written: i64 = scripts::AGENT_MARK
-                .key(self.keys.agent(agent))
+            let flat: Option<Vec<String>> = invoke(&scripts::AGENT_MARK, &self.keys)
+                .arg(agent.as_str())
                 .arg(status.as_str())
                 .arg(error.unwrap_or(""))
                 .invoke_async(&mut self.conn.clone())
                 .await?;
-            Ok(written == 1)
+            Ok(flat.and_then(|h| hash::agent(&hash::from_flat(h))))
+        })
+    }
+
+    fn undrain<'a>(&'a self, process: &'a ProcessId) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let done: i64 = invoke(&scripts::UNDRAIN, &self.keys)
+                .arg(process.as_str())
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(done == 1)
+        })
+    }
+
+    fn retire_idle<'a>(&'a self, r: Retirement<'a>) -> BoxFuture<'a, Result<Vec<AgentId>>> {
+        Box::pin(async move {
+            let ids: Vec<String> = invoke(&scripts::AGENT_RETIRE, &self.keys)
+                .arg(r.pool)
+                .arg(r.keep)
+                .arg(u64::try_from(r.idle_for.as_millis()).unwrap_or(u64::MAX))
+                .arg(r.most)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(ids.iter().filter_map(|id| AgentId::parse(id)).collect())
+        })
+    }
+
+    fn submit_tasks<'a>(&'a self, tasks: &'a [Task]) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            if tasks.is_empty() {
+                return Ok(0);
+            }
+            let mut inv = invoke(&scripts::TASK_SUBMIT, &self.keys);
+            inv.arg(tasks.len());
+            for t in tasks {
+                inv.arg(&hash::task_args(t)[..]);
+            }
+            Ok(inv.invoke_async(&mut self.conn.clone()).await?)
+        })
+    }
+
+    fn task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<Task>>> {
+        Box::pin(async move {
+            let h: HashMap<String, String> = self.conn.clone().hgetall(self.keys.task(id)).await?;
+            Ok(hash::task(&h))
+        })
+    }
+
+    fn cancel_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>> {
+        Box::pin(async move {
+            let status: Option<String> = invoke(&scripts::TASK_CANCEL, &self.keys)
+                .arg(id.as_str())
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(status.and_then(|s| s.parse().ok()))
+        })
+    }
+
+    fn retry_task<'a>(&'a self, id: &'a TaskId) -> BoxFuture<'a, Result<Option<TaskState>>> {
+        Box::pin(async move {
+            let status: Option<String> = invoke(&scripts::TASK_RETRY, &self.keys)
+                .arg(id.as_str())
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(status.and_then(|s| s.parse().ok()))
+        })
+    }
+
+    fn tend_tasks<'a>(&'a self, pool: &'a str) -> BoxFuture<'a, Result<Tended>> {
+        Box::pin(async move {
+            let (due, expired): (u64, u64) = invoke(&scripts::TASK_TEND, &self.keys)
+                .arg(pool)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(Tended { due, expired })
         })
     }
 

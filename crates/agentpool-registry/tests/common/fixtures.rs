@@ -1,7 +1,6 @@
 //! Fixtures shared by the Redis-only and the every-backend registry tests.
 
-use agentpool_registry::Reservation;
-use agentpool_types::{AgentId, Placement, ProcessId, ProcessState, WorkerProcess};
+use agentpool_types::{AgentId, AgentSpec, ProcessId, ProcessState, WorkerProcess};
 
 /// A worker as it registers itself; `last_heartbeat` and `status` are left for the script.
 pub fn worker_process(pool: &str, max_agents: u32) -> WorkerProcess {
@@ -20,17 +19,20 @@ pub fn worker_process(pool: &str, max_agents: u32) -> WorkerProcess {
     }
 }
 
-/// A reservation of a fresh agent.
-pub fn reservation(pool: &str, placement: Placement) -> Reservation {
-    Reservation {
-        agent_id: AgentId::new(),
-        pool: pool.to_owned(),
-        placement,
-        role: "echo".to_owned(),
+/// A fresh agent of `pool`.
+pub fn agent(pool: &str) -> AgentSpec {
+    agent_with_id(pool, &AgentId::new())
+}
+
+/// The agent `id` of `pool`, as a move or a reschedule places it again.
+pub fn agent_with_id(pool: &str, id: &AgentId) -> AgentSpec {
+    AgentSpec {
+        agent_id: id.clone(),
+        pool_name: pool.to_owned(),
+        role_type: "echo".to_owned(),
         name: "tester".to_owned(),
-        metadata: r#"{"k":1}"#.to_owned(),
-        move_from: None,
-        must_exist: false,
+        metadata: serde_json::json!({"k": 1}),
         restart: None,
+        autoscaled: false,
     }
 }

@@ -1,20 +1,21 @@
-//! Shared fixtures of the registry integration tests: a private real Redis with both sides of
-//! the registry connected to it, fake workers, reservations, and raw views of the keys so the
-//! tests check what the Lua scripts actually wrote.
+//! Fixtures of the Redis-only registry tests: a private real Redis with both sides of the
+//! registry connected to it, fake workers, reservations, and raw views of the keys so the tests
+//! check what the Lua scripts actually wrote. The every-backend tests use `embedded_common`.
 
 #![allow(dead_code)]
 
 use agentpool_registry::redis::{RedisControlPlane, RedisRegistry};
-use agentpool_registry::{ControlPlane, Registry};
+use agentpool_registry::{ControlPlane, Registry, Reservation};
 use agentpool_testkit::TestRedis;
 
 mod fixtures;
-use agentpool_types::{AgentId, AgentState, Placement, ProcessId};
+use agentpool_types::{AgentId, Placement, ProcessId};
 use chrono::{DateTime, Utc};
-pub use fixtures::{reservation, worker_process};
+#[allow(unused_imports)]
+pub use fixtures::{agent, worker_process};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// How long any condition a test waits for may take.
@@ -54,9 +55,9 @@ impl Env {
 
     /// Reserves a slot for a fresh agent.
     pub async fn reserve(&self, pool: &str, placement: Placement) -> (AgentId, Option<ProcessId>) {
-        let r = reservation(pool, placement);
-        let picked = self.reg.reserve(&r).await.expect("reserve");
-        (r.agent_id, picked)
+        let a = agent(pool);
+        let picked = self.reg.reserve(Reservation::new(&a, placement)).await;
+        (a.agent_id, picked.expect("reserve"))
     }
 
     /// Reserves a slot for a fresh agent and insists that one was found.
@@ -91,15 +92,6 @@ impl Env {
         self.zscore(&key, p.as_str()).await.map(|s| s as i64)
     }
 
-    /// Every member of a zset with its score.
-    pub async fn zset(&self, key: &str) -> Vec<(String, f64)> {
-        self.conn
-            .clone()
-            .zrange_withscores(key, 0, -1)
-            .await
-            .expect("ZRANGE")
-    }
-
     /// Redis's clock in milliseconds, the clock the scripts stamp with.
     pub async fn redis_ms(&self) -> i64 {
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
@@ -118,32 +110,6 @@ impl Env {
         assert_eq!(h["agent_count"], card.to_string(), "agent_count of {p}");
         let expected = in_placement.then_some(max - card);
         assert_eq!(self.score(pool, p).await, expected, "score of {p}");
-    }
-
-    /// Every key with its type and value, ordered, to prove a call changed nothing.
-    pub async fn snapshot(&self) -> BTreeMap<String, String> {
-        let mut c = self.conn.clone();
-        let keys: Vec<String> = c.keys("*").await.expect("KEYS");
-        let mut out = BTreeMap::new();
-        for k in keys {
-            let kind: String = redis::cmd("TYPE")
-                .arg(&k)
-                .query_async(&mut c)
-                .await
-                .expect("TYPE");
-            let value = match kind.as_str() {
-                "string" => c.get::<_, String>(&k).await.expect("GET"),
-                "hash" => {
-                    let h: BTreeMap<String, String> = c.hgetall(&k).await.expect("HGETALL");
-                    format!("{h:?}")
-                }
-                "set" => format!("{:?}", self.members(&k).await),
-                "zset" => format!("{:?}", self.zset(&k).await),
-                other => panic!("unexpected key type {other} of {k}"),
-            };
-            out.insert(k, format!("{kind}:{value}"));
-        }
-        out
     }
 }
 
@@ -165,37 +131,4 @@ pub fn assert_near(stamp: &str, ms: i64) {
 
 pub fn set(ids: &[&AgentId]) -> BTreeSet<String> {
     ids.iter().map(|a| a.to_string()).collect()
-}
-
-pub fn id_set(ids: &[AgentId]) -> BTreeSet<String> {
-    ids.iter().map(|a| a.to_string()).collect()
-}
-
-/// The status write of the tests' older shape: no epoch, result as "written or not".
-pub trait StatusExt {
-    fn set_status<'a>(
-        &'a self,
-        process: &'a ProcessId,
-        agent: &'a AgentId,
-        status: AgentState,
-        error: Option<&'a str>,
-    ) -> agentpool_registry::BoxFuture<'a, agentpool_registry::Result<bool>>;
-}
-
-impl<T: agentpool_registry::ControlPlane + ?Sized> StatusExt for T {
-    fn set_status<'a>(
-        &'a self,
-        process: &'a ProcessId,
-        agent: &'a AgentId,
-        status: AgentState,
-        error: Option<&'a str>,
-    ) -> agentpool_registry::BoxFuture<'a, agentpool_registry::Result<bool>> {
-        Box::pin(async move {
-            let w = agentpool_registry::StatusWrite {
-                error,
-                ..agentpool_registry::StatusWrite::new(agent, status)
-            };
-            Ok(self.set_agent_status(process, w).await?.is_some())
-        })
-    }
 }

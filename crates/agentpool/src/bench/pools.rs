@@ -1,18 +1,15 @@
 //! `agentpool bench pools`: `GET /pools` latency and worker memory with many agents running.
 
 use super::ops::{self, MAX_BULK};
-use super::report::Report;
+use super::report::{Report, count};
 use super::stats::{Summary, ms};
-use crate::cli::{DEFAULT_URL, client::Client};
+use super::{CommonArgs, progress, tracked::Api};
 use agentpool_types::{AgentId, PoolStats, ProcessState, WorkerProcess};
 use anyhow::Result;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct PoolsBenchArgs {
-    /// Base URL of the master.
-    #[arg(long, env = "AGENTPOOL_URL", default_value = DEFAULT_URL)]
-    url: String,
     /// Pool to grow; use a dedicated one, since the bench may fill it.
     #[arg(long, default_value = "bench")]
     pool: String,
@@ -22,47 +19,49 @@ pub struct PoolsBenchArgs {
     /// Sequential `GET /api/v1/pools` requests to time.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     requests: u64,
-    /// Leave the spawned agents running.
+    /// Leave the spawned agents running once the bench completes (a failed or interrupted
+    /// bench still terminates them).
     #[arg(long)]
-    keep: bool,
+    pub keep: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
-pub async fn run(args: PoolsBenchArgs) -> Result<()> {
-    let api = Client::new(&args.url)?;
+pub async fn run(args: PoolsBenchArgs, api: Api) -> Result<Report> {
     let mut report = Report::default();
     let spawned = grow(&api, &args.pool, args.agents).await;
-    let outcome = measure(&api, &args, spawned.len(), &mut report).await;
+    measure(&api, &args, spawned.len(), &mut report).await?;
     if !args.keep {
-        eprintln!("terminating {} agents", spawned.len());
+        progress!("terminating {}", count(spawned.len() as u64, "agent"));
         let took = ops::terminate_all(&api, &spawned).await?;
-        let result = format!("{} agents in {:.2} s", spawned.len(), took.as_secs_f64());
+        let n = count(spawned.len() as u64, "agent");
+        let result = format!("{n} in {:.2} s", took.as_secs_f64());
         report.info("terminate all", result);
     }
-    outcome?;
-    report.print();
-    Ok(())
+    Ok(report)
 }
 
 /// Spawns up to `target` agents; a failed batch (pool full, out of resources) ends the growth,
 /// since how far the pool got is itself a result.
-async fn grow(api: &Client, pool: &str, target: u64) -> Vec<AgentId> {
+async fn grow(api: &Api, pool: &str, target: u64) -> Vec<AgentId> {
     let mut spawned = Vec::new();
     while (spawned.len() as u64) < target {
-        let count = (target - spawned.len() as u64).min(MAX_BULK);
-        match ops::spawn_many(api, pool, count).await {
-            Ok(agents) => spawned.extend(agents.into_iter().map(|a| a.agent_id)),
+        let batch = (target - spawned.len() as u64).min(MAX_BULK);
+        match ops::spawn_many(api, pool, batch).await {
+            Ok(agents) => spawned.extend(agents.into_iter().map(|a| a.spec.agent_id)),
             Err(e) => {
-                eprintln!("batch failed, stopping at {} agents: {e:#}", spawned.len());
+                let n = count(spawned.len() as u64, "agent");
+                progress!("batch failed, stopping at {n}: {e:#}");
                 break;
             }
         }
-        eprintln!("{}/{target} agents running", spawned.len());
+        progress!("{}/{target} agents running", spawned.len());
     }
     spawned
 }
 
 async fn measure(
-    api: &Client,
+    api: &Api,
     args: &PoolsBenchArgs,
     reached: usize,
     report: &mut Report,
@@ -70,7 +69,10 @@ async fn measure(
     let stats = ops::pool_stats(api, &args.pool).await?;
     report.info("agents reached", format!("{reached}/{}", args.agents));
     report.info("workers reached", stats.process_count.to_string());
-    eprintln!("timing {} GET /api/v1/pools", args.requests);
+    progress!(
+        "timing {}",
+        count(args.requests, "GET /api/v1/pools request")
+    );
     let mut samples = Vec::new();
     for _ in 0..args.requests {
         let start = Instant::now();
@@ -86,7 +88,7 @@ async fn measure(
 }
 
 /// Mean RSS of the pool's running workers; their agents are idle, as the target assumes.
-async fn worker_rss(api: &Client, pool: &str, report: &mut Report) -> Result<()> {
+async fn worker_rss(api: &Api, pool: &str, report: &mut Report) -> Result<()> {
     let processes: Vec<WorkerProcess> = api.get(&["processes"], &[("pool", pool)]).await?;
     let rss: Vec<u64> = processes
         .iter()

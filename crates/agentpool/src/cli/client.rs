@@ -1,5 +1,6 @@
 //! A small typed client of the master's REST API; every path is under `/api/v1`.
 
+use super::connect::ENV_TIMEOUT;
 use anyhow::{Context, Result, bail};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -20,10 +21,18 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} failed with HTTP {}", self.request, self.status)?;
         if self.code.is_empty() {
-            write!(f, ": {}", self.message)
+            write!(f, ": {}", self.message)?;
         } else {
-            write!(f, ": {}: {}", self.code, self.message)
+            write!(f, ": {}: {}", self.code, self.message)?;
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            let env = super::connect::ENV_TOKEN;
+            write!(
+                f,
+                " (set {env} to a token made by `agentpool token create`)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -41,24 +50,118 @@ struct ErrorDetail {
     message: String,
 }
 
+/// Longest wait for a TCP connection: a master that is up accepts at once.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A success answer's body, exactly as the master sent it.
+pub struct Body {
+    pub bytes: Vec<u8>,
+    /// Method and URL of the request, for error messages.
+    request: String,
+}
+
+impl Body {
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.bytes)
+            .with_context(|| format!("decoding the response of {}", self.request))
+    }
+}
+
 /// One HTTP client per command so requests reuse keep-alive connections.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    timeout: Duration,
 }
 
 impl Client {
-    pub fn new(base: &str) -> Result<Self> {
+    /// `timeout` bounds each request, from connecting to the end of the answer; `token` is
+    /// sent as `Authorization: Bearer` with every request.
+    pub fn new(base: &str, timeout: Duration, token: Option<&str>) -> Result<Self> {
         let base = Url::parse(base).with_context(|| format!("invalid master URL {base:?}"))?;
-        if base.scheme() != "http" || base.cannot_be_a_base() {
-            bail!("invalid master URL {base}: expected http://host:port (this client has no TLS)");
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            bail!("invalid master URL {base}: expected http://host:port or https://host:port");
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("AGENTPOOL_TOKEN holds characters a header cannot carry")?;
+            // Kept out of reqwest's debug output.
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            timeout,
+        })
+    }
+
+    /// This client with `extra` more time for each answer: for a request the master holds
+    /// open on purpose (`?wait=`).
+    pub fn patient(&self, extra: Duration) -> Self {
+        Self {
+            timeout: self.timeout.saturating_add(extra),
+            ..self.clone()
+        }
+    }
+
+    /// Opens a Server-Sent Events stream. The answer's headers must come within the timeout;
+    /// the stream itself may last however long (the caller decides when to give up).
+    pub async fn events(&self, path: &[&str]) -> Result<super::events::EventStream> {
+        let url = self.url(path, &[]);
+        let request = format!("GET {url}");
+        // The shared client's timeout would cut the stream off after the timeout; this one
+        // only bounds connecting.
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+            .build()
+            .context("building the HTTP client")?;
+        let send = http
+            .get(url.clone())
+            .header("Accept", "text/event-stream")
+            .send();
+        let response = match tokio::time::timeout(self.timeout, send).await {
+            Ok(sent) => sent.map_err(|e| self.transport_error(e, &url))?,
+            Err(_) => {
+                let secs = self.timeout.as_secs_f64();
+                bail!("{url} did not answer within {secs} s (--timeout, {ENV_TIMEOUT})");
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(api_error(status, &bytes, request).into());
+        }
+        Ok(super::events::EventStream::new(response, request))
+    }
+
+    /// `GET /health` (outside `/api/v1`); a degraded master answers 503 with the same body.
+    pub async fn health(&self) -> Result<serde_json::Value> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the base URL can be a base")
+            .pop_if_empty()
+            .push("health");
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, &url))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e, &url))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("decoding the response of GET {url}"))
     }
 
     pub async fn get<T: DeserializeOwned>(
@@ -93,23 +196,82 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&impl Serialize>,
     ) -> Result<T> {
+        self.fetch(method, path, query, body).await?.decode()
+    }
+
+    /// One request; a success answer is returned as received, an error answer is an error.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&impl Serialize>,
+    ) -> Result<Body> {
+        self.fetch_keyed(method, path, query, body, None).await
+    }
+
+    /// A request that must not be carried out twice (a spawn): it goes with a fresh
+    /// `Idempotency-Key`, and when the connection drops before an answer it is sent once more
+    /// with the same key, so the master answers what the first one did instead of doing it
+    /// again.
+    pub async fn fetch_once(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&impl Serialize>,
+    ) -> Result<Body> {
+        let key = uuid::Uuid::now_v7().to_string();
+        let first = self
+            .fetch_keyed(method.clone(), path, query, body, Some(&key))
+            .await;
+        match first {
+            Err(e) if e.downcast_ref::<ApiError>().is_none() && !is_refused(&e) => {
+                super::write_stderr(&format!(
+                    "warning: {e:#}\nretrying once with the same Idempotency-Key\n"
+                ));
+                self.fetch_keyed(method, path, query, body, Some(&key))
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_keyed(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&impl Serialize>,
+        key: Option<&str>,
+    ) -> Result<Body> {
         let url = self.url(path, query);
         let request = format!("{method} {url}");
-        let mut builder = self.http.request(method, url.clone());
+        // Per request, so a `patient` copy of the client waits longer.
+        let mut builder = self.http.request(method, url.clone()).timeout(self.timeout);
         if let Some(body) = body {
             builder = builder.json(body);
         }
-        let response = builder.send().await.map_err(|e| transport_error(e, &url))?;
+        if let Some(key) = key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, &url))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
+            .map_err(|e| self.transport_error(e, &url))
             .with_context(|| format!("reading the response of {request}"))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes, request).into());
         }
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("decoding the response of {request}"))
+        Ok(Body {
+            bytes: bytes.to_vec(),
+            request,
+        })
     }
 
     /// Joins path segments under `/api/v1`, percent-encoding each one (ids and pool names).
@@ -125,19 +287,34 @@ impl Client {
         }
         url
     }
+
+    /// Names the URL, since "connection refused" alone does not say where, and says how to
+    /// start a master.
+    fn transport_error(&self, err: reqwest::Error, url: &Url) -> anyhow::Error {
+        let what = if err.is_connect() && err.is_timeout() {
+            let limit = CONNECT_TIMEOUT.min(self.timeout).as_secs_f64();
+            format!("could not connect to {url} within {limit} s")
+        } else if err.is_connect() {
+            format!("could not reach {url}")
+        } else if err.is_timeout() {
+            let secs = self.timeout.as_secs_f64();
+            format!("{url} did not answer within {secs} s (--timeout, {ENV_TIMEOUT})")
+        } else {
+            format!("request to {url} failed")
+        };
+        anyhow::Error::new(err).context(format!("{what}: {START_HINT}"))
+    }
 }
 
-/// Names the URL, since "connection refused" alone does not say where.
-fn transport_error(err: reqwest::Error, url: &Url) -> anyhow::Error {
-    let what = if err.is_connect() {
-        format!("could not reach {url} (is `agentpool serve` running there?)")
-    } else if err.is_timeout() {
-        format!("{url} did not answer in time")
-    } else {
-        format!("request to {url} failed")
-    };
-    anyhow::Error::new(err).context(what)
+/// Whether the request never reached a master: nothing to retry, nothing to double.
+fn is_refused(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<reqwest::Error>())
+        .any(|r| r.is_connect())
 }
+
+const START_HINT: &str =
+    "is a master running there? Start one with `agentpool serve` (or pass --url)";
 
 /// Reads the API's error body; a body of another shape (e.g. from a proxy) is quoted instead.
 fn api_error(status: StatusCode, body: &[u8], request: String) -> ApiError {
@@ -162,13 +339,14 @@ mod tests {
 
     #[test]
     fn urls_are_under_api_v1_and_encoded() {
-        let c = Client::new("http://127.0.0.1:8000/").unwrap();
+        let c = Client::new("http://127.0.0.1:8000/", Duration::from_secs(1), None).unwrap();
         let url = c.url(&["agents", "a b"], &[("graceful", "false")]);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8000/api/v1/agents/a%20b?graceful=false"
         );
-        assert!(Client::new("https://example.com").is_err());
+        assert!(Client::new("ftp://example.com", Duration::from_secs(1), None).is_err());
+        assert!(Client::new("https://example.com", Duration::from_secs(1), Some("apt_x")).is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `agentpool pools`: one row per pool.
 
-use super::{CommonArgs, client::Client, emit, table::Table};
+use super::{CommonArgs, NO_BODY, emit, fit::Fit, table::Table};
 use agentpool_types::{PoolState, PoolStats};
 use anyhow::Result;
+use reqwest::Method;
 
 #[derive(clap::Args, Debug)]
 pub struct PoolsArgs {
@@ -11,21 +12,24 @@ pub struct PoolsArgs {
 }
 
 pub async fn run(args: PoolsArgs) -> Result<()> {
-    let client = Client::new(&args.common.url)?;
-    let response = client.get(&["pools"], &[]).await?;
-    emit(response, args.common.json, table)
+    let client = args.common.connection.client()?;
+    let response = client.fetch(Method::GET, &["pools"], &[], NO_BODY).await?;
+    emit(response, &args.common, table)
 }
 
+/// What each column gives up on a narrow terminal: pending spawns go first, then utilization.
+const COLUMNS: [(&str, Fit); 7] = [
+    ("POOL", Fit::SHRINK),
+    ("PROCESSES", Fit::FIXED),
+    ("AGENTS", Fit::FIXED),
+    ("CAPACITY", Fit::FIXED),
+    ("UTIL", Fit::drop(1)),
+    ("PENDING", Fit::drop(0)),
+    ("STATE", Fit::FIXED),
+];
+
 fn table(pools: Vec<PoolStats>) -> Table {
-    let mut t = Table::new(&[
-        "POOL",
-        "PROCESSES",
-        "AGENTS",
-        "CAPACITY",
-        "UTIL",
-        "PENDING",
-        "STATE",
-    ]);
+    let mut t = Table::fitted(&COLUMNS);
     for p in pools {
         t.row(vec![
             p.pool_name,

@@ -1,8 +1,11 @@
 //! `agentpool spawn`: one agent through `POST /agents`, several through the pool's bulk route.
+//! Every spawn carries an `Idempotency-Key` and is retried once with it if the connection
+//! drops, so a retry never spawns twice.
 
-use super::{CommonArgs, agents, client::Client, emit};
+use super::{CommonArgs, agents, emit};
 use agentpool_types::Agent;
 use anyhow::{Result, bail};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -30,17 +33,18 @@ pub struct SpawnArgs {
 }
 
 pub async fn run(args: SpawnArgs) -> Result<()> {
-    let client = Client::new(&args.common.url)?;
+    let client = args.common.connection.client()?;
     if args.count == 1 {
         let query: &[(&str, &str)] = if args.no_wait {
             &[("wait", "false")]
         } else {
             &[]
         };
-        let response = client.post(&["agents"], query, &body(&args)).await?;
-        return emit(response, args.common.json, |a: Agent| {
-            agents::table(vec![a])
-        });
+        let body = body(&args);
+        let response = client
+            .fetch_once(Method::POST, &["agents"], query, Some(&body))
+            .await?;
+        return emit(response, &args.common, |a: Agent| agents::table(vec![a]));
     }
     // The bulk route names no agent and always waits, so these would be silently dropped.
     if args.name.is_some() || args.no_wait {
@@ -50,8 +54,11 @@ pub async fn run(args: SpawnArgs) -> Result<()> {
         );
     }
     let path = ["pools", args.pool.as_str(), "agents"];
-    let response = client.post(&path, &[], &body(&args)).await?;
-    emit(response, args.common.json, agents::table)
+    let body = body(&args);
+    let response = client
+        .fetch_once(Method::POST, &path, &[], Some(&body))
+        .await?;
+    emit(response, &args.common, agents::table)
 }
 
 /// The request body, with optional fields left out rather than sent as null.

@@ -4,7 +4,12 @@
 
 #![allow(dead_code)]
 
-use agentpool_testkit::{MasterOptions, TempDir, TestMaster, TestRedis, wait_until};
+pub mod tasks;
+
+use agentpool_testkit::snapshot::HEARTBEAT_FIELDS;
+use agentpool_testkit::{
+    Heartbeats, MasterOptions, TempDir, TestMaster, TestRedis, redis_snapshot, wait_until,
+};
 use redis::AsyncCommands;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -40,6 +45,11 @@ pub struct Cluster {
     redis: Option<TestRedis>,
     pub master: TestMaster,
     data: TempDir,
+    /// How the master was started, to start another on the same registry and store.
+    options: MasterOptions,
+    /// Masters replaced by `restart_master`, kept so their drop (which kills every worker of
+    /// the registry) waits for the end of the test.
+    pub retired: Vec<TestMaster>,
 }
 
 /// A config with one pool `p` of `capacity` agents per worker and `max_processes` workers.
@@ -86,11 +96,34 @@ impl Cluster {
     }
 
     pub async fn start_on(backend: Backend, config_toml: String, args: &[&str]) -> Cluster {
+        Self::start_full(backend, config_toml, args, &[]).await
+    }
+
+    /// Starts with extra environment for the master.
+    pub async fn start_on_env(
+        backend: Backend,
+        config_toml: String,
+        extra_env: &[(&str, &str)],
+    ) -> Cluster {
+        Self::start_full(backend, config_toml, &[], extra_env).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        config_toml: String,
+        args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Cluster {
         let data = TempDir::new("agentpool-cluster");
         let mut env = vec![(
             "AGENTPOOL_DATA_DIR".to_owned(),
             data.path().display().to_string(),
         )];
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let (redis, url) = match backend {
             Backend::Redis => {
                 let r = TestRedis::start().await;
@@ -105,21 +138,42 @@ impl Cluster {
                 )
             }
         };
-        let master = TestMaster::start(MasterOptions {
+        let options = MasterOptions {
             bin: env!("CARGO_BIN_EXE_agentpool").into(),
-            // Also what workers are found by: their --control URL.
+            // Also what workers are found by: their registry URL.
             redis_url: url,
             config_toml,
             env,
             args: args.iter().map(|a| a.to_string()).collect(),
-        })
-        .await;
+        };
+        let master = TestMaster::start(options.clone()).await;
         Cluster {
             backend,
             redis,
             master,
             data,
+            options,
+            retired: Vec::new(),
         }
+    }
+
+    /// SIGKILLs the master and starts a new one on the same registry and store; the old one
+    /// goes to `retired`, where its log can still be read.
+    pub async fn restart_master(&mut self) {
+        self.master.kill();
+        let next = TestMaster::start(self.options.clone()).await;
+        let old = std::mem::replace(&mut self.master, next);
+        self.retired.push(old);
+    }
+
+    /// The config the master runs with.
+    pub fn config_toml(&self) -> &str {
+        &self.options.config_toml
+    }
+
+    /// The SQLite store's file (the default store of these tests).
+    pub fn sqlite_path(&self) -> std::path::PathBuf {
+        self.data.path().join("agentpool.sqlite")
     }
 
     /// The master's data directory: worker logs, the SQLite store, the embedded socket.
@@ -192,48 +246,13 @@ impl Cluster {
             .expect("smembers")
     }
 
-    /// Every key with its type and content: equal snapshots mean an unchanged registry.
+    /// Every key with its type and content, heartbeats left out: equal snapshots mean an
+    /// unchanged registry.
     pub async fn snapshot(&self) -> BTreeMap<String, String> {
         if self.backend == Backend::Embedded {
             return self.api_snapshot().await;
         }
-        let mut c = self.conn().await;
-        let keys: Vec<String> = c.keys("*").await.expect("keys");
-        let mut out = BTreeMap::new();
-        for k in keys {
-            let kind: String = redis::cmd("TYPE")
-                .arg(&k)
-                .query_async(&mut c)
-                .await
-                .expect("type");
-            let content = match kind.as_str() {
-                "hash" => {
-                    let mut h: BTreeMap<String, String> = c.hgetall(&k).await.expect("hgetall");
-                    // Heartbeats rewrite these every beat; they are not state a request changes.
-                    for volatile in ["last_heartbeat", "rss_bytes", "cpu_percent"] {
-                        h.remove(volatile);
-                    }
-                    format!("{h:?}")
-                }
-                "set" => {
-                    let mut s: Vec<String> = c.smembers(&k).await.expect("smembers");
-                    s.sort();
-                    format!("{s:?}")
-                }
-                "zset" if k == "processes:heartbeats" => {
-                    let m: Vec<String> = c.zrange(&k, 0, -1).await.expect("zrange");
-                    format!("{m:?}")
-                }
-                "zset" => {
-                    let m: Vec<(String, i64)> =
-                        c.zrange_withscores(&k, 0, -1).await.expect("zrange");
-                    format!("{m:?}")
-                }
-                other => other.to_owned(),
-            };
-            out.insert(k, format!("{kind}:{content}"));
-        }
-        out
+        redis_snapshot(&self.conn().await, Heartbeats::Ignore).await
     }
 
     /// The registry as the API shows it: every agent and worker, minus heartbeat fields.
@@ -246,7 +265,7 @@ impl Cluster {
         let (_, procs) = self.master.get("/api/v1/processes").await;
         for mut w in procs.as_array().cloned().unwrap_or_default() {
             if let Some(o) = w.as_object_mut() {
-                for volatile in ["last_heartbeat", "rss_bytes", "cpu_percent"] {
+                for volatile in HEARTBEAT_FIELDS {
                     o.remove(volatile);
                 }
             }

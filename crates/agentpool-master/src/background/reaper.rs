@@ -1,0 +1,124 @@
+//! The reaper: finds workers whose heartbeat is older than `heartbeat_timeout`, by Redis's
+//! clock, in one range query, and reaps them; their agents are placed again.
+//!
+//! Only one master reaps at a time (a Redis lock with a TTL). When most workers turn stale at
+//! once the cause is on the master's or Redis's side (a paused process, a clock jump), so the
+//! reaper pauses and says so instead of rescheduling everything. Reaping a crashed child on
+//! its exit does not depend on this loop.
+
+use crate::agents::Agents;
+use crate::core::Core;
+use crate::workers::Supervisor;
+use agentpool_registry::{ReapMode, RegistryError, Staleness};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Name of the lock that makes one master the reaper.
+const REAPER_LOCK: &str = "reaper";
+/// "Most" applies from this many workers on; below it, only "all of them" (from two) pauses:
+/// one stale worker of one is just dead.
+const MASS_STALE_MIN_WORKERS: u64 = 3;
+
+/// What one reaper round found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Round {
+    /// Another master holds the lock.
+    NotReaper,
+    Reaped(usize),
+    /// Most workers are stale at once: nothing was reaped.
+    Paused {
+        stale: usize,
+        total: u64,
+    },
+    /// This master's own loop was late: its view of time cannot be trusted this round.
+    Late(Duration),
+}
+
+/// What the reaper works with.
+pub(crate) struct Reaper {
+    pub core: Arc<Core>,
+    pub supervisor: Arc<Supervisor>,
+    pub agents: Arc<Agents>,
+}
+
+impl Reaper {
+    /// Runs reaper rounds twice per heartbeat interval until shutdown, so a worker is reaped
+    /// at most half an interval after its heartbeat went stale.
+    pub async fn run(self) {
+        let config = &self.core.config;
+        let period = config.heartbeat_interval / 2;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last = Instant::now();
+        let mut paused = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.core.stopping.cancelled() => return,
+            }
+            let lag = last.elapsed().saturating_sub(period);
+            last = Instant::now();
+            let round = if lag > config.heartbeat_timeout / 2 {
+                Round::Late(lag)
+            } else {
+                match self.round().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reaper round failed");
+                        continue;
+                    }
+                }
+            };
+            paused = report(round, paused);
+        }
+    }
+
+    /// One round: take the lock, find the stale workers, reap them unless most are stale.
+    pub async fn round(&self) -> Result<Round, RegistryError> {
+        let (config, registry) = (&self.core.config, &self.core.registry);
+        let ttl = config.heartbeat_interval * 3;
+        if !registry.try_lock(REAPER_LOCK, &self.core.id, ttl).await? {
+            return Ok(Round::NotReaper);
+        }
+        let Staleness { total, stale } = registry.stale(config.heartbeat_timeout).await?;
+        let n = stale.len() as u64;
+        // All of two or more, or most of three or more: the cause is not the workers.
+        if total >= 2 && (n == total || (total >= MASS_STALE_MIN_WORKERS && n * 2 > total)) {
+            return Ok(Round::Paused {
+                stale: stale.len(),
+                total,
+            });
+        }
+        for id in &stale {
+            let orphans = registry.reap(id, ReapMode::Orphan).await?;
+            tracing::warn!(process_id = %id, agents = orphans.len(), "reaped worker with a stale heartbeat");
+            self.agents.reschedule(orphans, id);
+            self.supervisor.kill_if_hung(id);
+        }
+        Ok(Round::Reaped(stale.len()))
+    }
+}
+
+/// Logs what a round found when it changes the picture; returns whether the reaper is paused.
+fn report(round: Round, paused: bool) -> bool {
+    match round {
+        Round::Paused { stale, total } if !paused => {
+            tracing::error!(
+                stale,
+                total,
+                "most workers went stale at once: the cause is likely the master or Redis (paused, clock jump), so the reaper pauses instead of rescheduling everything"
+            );
+            true
+        }
+        Round::Late(lag) => {
+            tracing::warn!(?lag, "master loop was late; skipping a reaper round");
+            paused
+        }
+        Round::Reaped(_) | Round::NotReaper if paused => {
+            tracing::info!("reaper resumed");
+            false
+        }
+        _ => paused,
+    }
+}
