@@ -2,6 +2,7 @@
 //! as a table or, with `--json`, as one JSON array.
 
 use crate::cli::table::Table;
+pub use crate::cli::table::count;
 use serde::Serialize;
 
 #[derive(Default)]
@@ -100,14 +101,6 @@ impl Report {
             ]);
         }
         t
-    }
-}
-
-/// `1 run`, `2 runs`: a count with its noun, in the plural unless it is one.
-pub fn count(n: impl Into<u64>, noun: &str) -> String {
-    match n.into() {
-        1 => format!("1 {noun}"),
-        n => format!("{n} {noun}s"),
     }
 }
 

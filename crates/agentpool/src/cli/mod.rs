@@ -7,11 +7,13 @@ pub(crate) mod events;
 mod fit;
 mod pools;
 mod processes;
+mod progress;
 mod spawn;
 pub(crate) mod table;
 pub(crate) mod task;
 mod tasks;
 mod terminate;
+mod top;
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
@@ -41,6 +43,8 @@ pub enum Command {
     Task(task::Command),
     /// List tasks, newest first, optionally filtered by pool and status.
     Tasks(tasks::TasksArgs),
+    /// A live full-screen view of pools, workers and agents; q quits.
+    Top(top::TopArgs),
 }
 
 /// Runs one client subcommand; the commands that wait for a task exit by its outcome.
@@ -52,6 +56,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Terminate(args) => terminate::run(args).await,
         Command::Processes(args) => processes::run(args).await,
         Command::Tasks(args) => tasks::run(args).await,
+        Command::Top(args) => top::run(args).await,
         Command::Task(cmd) => return task::run(cmd).await,
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -2,11 +2,18 @@
 //! Every spawn carries an `Idempotency-Key` and is retried once with it if the connection
 //! drops, so a retry never spawns twice.
 
-use super::{CommonArgs, agents, emit};
-use agentpool_types::Agent;
+use super::client::{Body, Client};
+use super::progress::Progress;
+use super::table::count;
+use super::{CommonArgs, NO_BODY, agents, emit};
+use agentpool_types::{Agent, PoolStats};
 use anyhow::{Result, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How often the progress bar of a bulk spawn reads the pool.
+const PROGRESS_POLL: Duration = Duration::from_millis(100);
 
 #[derive(clap::Args, Debug)]
 pub struct SpawnArgs {
@@ -55,10 +62,58 @@ pub async fn run(args: SpawnArgs) -> Result<()> {
     }
     let path = ["pools", args.pool.as_str(), "agents"];
     let body = body(&args);
-    let response = client
-        .fetch_once(Method::POST, &path, &[], Some(&body))
-        .await?;
-    emit(response, &args.common, agents::table)
+    let what = format!(
+        "spawning {} into pool {}",
+        count(args.count, "agent"),
+        args.pool
+    );
+    let progress = Progress::bar(args.count.into(), &what);
+    let request = client.fetch_once(Method::POST, &path, &[], Some(&body));
+    let response = if progress.is_drawn() {
+        follow_placement(&client, &args.pool, args.count.into(), &progress, request).await
+    } else {
+        request.await
+    };
+    match response {
+        Ok(response) => {
+            progress.finish(&format!("{} running", count(args.count, "agent")));
+            emit(response, &args.common, agents::table)
+        }
+        Err(e) => {
+            progress.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// Moves the bar with the pool's agent count while the bulk request runs: the route answers
+/// only once every agent runs, and most of that time goes to starting workers and placing.
+/// Others spawning into the same pool at the same time move it too; it is a progress bar.
+async fn follow_placement(
+    client: &Client,
+    pool: &str,
+    total: u64,
+    progress: &Progress,
+    request: impl Future<Output = Result<Body>>,
+) -> Result<Body> {
+    let placed = async || -> Option<u64> {
+        let body = client
+            .fetch(Method::GET, &["pools", pool], &[], NO_BODY)
+            .await
+            .ok()?;
+        Some(body.decode::<PoolStats>().ok()?.agent_count)
+    };
+    let before = placed().await.unwrap_or(0);
+    tokio::pin!(request);
+    loop {
+        tokio::select! {
+            response = &mut request => return response,
+            () = tokio::time::sleep(PROGRESS_POLL) => {}
+        }
+        if let Some(now) = placed().await {
+            progress.set_position(now.saturating_sub(before).min(total));
+        }
+    }
 }
 
 /// The request body, with optional fields left out rather than sent as null.

@@ -91,6 +91,14 @@ pub(super) fn widths(grid: &[Vec<String>]) -> Vec<usize> {
         .collect()
 }
 
+/// `1 run`, `2 runs`: a count with its noun, in the plural unless it is one.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

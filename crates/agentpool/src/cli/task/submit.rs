@@ -3,6 +3,7 @@
 
 use super::{Outcome, print_task, watch};
 use crate::cli::client::{Body, Client};
+use crate::cli::progress::Progress;
 use crate::cli::{CommonArgs, connect::parse_secs, tasks, write_stderr, write_stdout};
 use agentpool_types::{BroadcastRequest, Task, TaskList, TaskRequest};
 use anyhow::{Context, Result, bail};
@@ -112,15 +113,35 @@ async fn one(path: &[&str], opts: &TaskOptions, common: &CommonArgs) -> Result<E
         return Ok(ExitCode::SUCCESS);
     };
     let deadline = limit.map(|l| Instant::now() + l);
-    let body = post(&client, path, Some(server_wait(deadline)), &request).await?;
-    let task: Task = body.decode()?;
-    let body = if task.status.is_final() {
-        body
-    } else {
-        finish(&client, &task, deadline).await?
+    let progress = Progress::spinner("waiting for the task to finish");
+    let body = match submit_and_wait(&client, path, &request, deadline, &progress).await {
+        Ok(body) => body,
+        Err(e) => {
+            progress.abandon();
+            return Err(e);
+        }
     };
+    let task: Task = body.decode()?;
+    progress.finish(&format!("task {} {}", task.id(), task.status));
     let task = print_task(&body, common)?;
     Ok(Outcome::of(task.status).code())
+}
+
+/// Submits with the master's wait, then follows the task if that wait was not enough.
+async fn submit_and_wait(
+    client: &Client,
+    path: &[&str],
+    request: &TaskRequest,
+    deadline: Option<Instant>,
+    progress: &Progress,
+) -> Result<Body> {
+    let body = post(client, path, Some(server_wait(deadline)), request).await?;
+    let task: Task = body.decode()?;
+    if task.status.is_final() {
+        return Ok(body);
+    }
+    progress.set_message(format!("task {} {}", task.id(), task.status));
+    finish(client, &task, deadline).await
 }
 
 /// POSTs, with `?wait=` when given; the request may take that much longer.
