@@ -2,9 +2,13 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::server::{Server, ServerKind};
 use crate::tempdir::TempDir;
+
+/// How long a test's own Redis commands may take to answer.
+const TEST_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A `redis-server` child on 127.0.0.1 with no persistence; SIGKILLed and reaped on drop.
 #[derive(Debug)]
@@ -65,9 +69,13 @@ impl TestRedis {
         redis::Client::open(self.url()).expect("valid redis url")
     }
 
+    /// A connection for the test itself. redis-rs gives up on an answer after 500 ms by
+    /// default, which a loaded test machine can exceed; a test waits as long as it must.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(TEST_RESPONSE_TIMEOUT));
         self.client()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
     }

@@ -3,8 +3,10 @@
 //!
 //! Only one master reaps at a time (a Redis lock with a TTL). When most workers turn stale at
 //! once the cause is on the master's or Redis's side (a paused process, a clock jump), so the
-//! reaper pauses and says so instead of rescheduling everything. Reaping a crashed child on
-//! its exit does not depend on this loop.
+//! reaper pauses and says so instead of rescheduling everything. When it resumes, workers
+//! still stale get one more `heartbeat_timeout` to heartbeat before they are reaped: a process
+//! resumed from a pause (or starved on a loaded host) needs a moment to send its first beat.
+//! Reaping a crashed child on its exit does not depend on this loop.
 
 use crate::agents::Agents;
 use crate::core::Core;
@@ -26,6 +28,8 @@ pub enum Round {
     /// Another master holds the lock.
     NotReaper,
     Reaped(usize),
+    /// Stale workers were found just after a pause and left for now.
+    Held(usize),
     /// Most workers are stale at once: nothing was reaped.
     Paused {
         stale: usize,
@@ -52,6 +56,8 @@ impl Reaper {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last = Instant::now();
         let mut paused = false;
+        // Until when stale workers are left alone after a pause.
+        let mut grace_until: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -62,7 +68,8 @@ impl Reaper {
             let round = if lag > config.heartbeat_timeout / 2 {
                 Round::Late(lag)
             } else {
-                match self.round().await {
+                let hold = paused || grace_until.is_some_and(|t| Instant::now() < t);
+                match self.round(hold).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::debug!(error = %e, "reaper round failed");
@@ -70,12 +77,17 @@ impl Reaper {
                     }
                 }
             };
+            let was_paused = paused;
             paused = report(round, paused);
+            if was_paused && !paused {
+                grace_until = Some(Instant::now() + config.heartbeat_timeout);
+            }
         }
     }
 
-    /// One round: take the lock, find the stale workers, reap them unless most are stale.
-    pub async fn round(&self) -> Result<Round, RegistryError> {
+    /// One round: take the lock, find the stale workers, reap them unless most are stale or
+    /// `hold` (just after a pause) says to leave them for now.
+    pub async fn round(&self, hold: bool) -> Result<Round, RegistryError> {
         let (config, registry) = (&self.core.config, &self.core.registry);
         let ttl = config.heartbeat_interval * 3;
         if !registry.try_lock(REAPER_LOCK, &self.core.id, ttl).await? {
@@ -89,6 +101,9 @@ impl Reaper {
                 stale: stale.len(),
                 total,
             });
+        }
+        if hold && !stale.is_empty() {
+            return Ok(Round::Held(stale.len()));
         }
         for id in &stale {
             let orphans = registry.reap(id, ReapMode::Orphan).await?;
@@ -115,7 +130,7 @@ fn report(round: Round, paused: bool) -> bool {
             tracing::warn!(?lag, "master loop was late; skipping a reaper round");
             paused
         }
-        Round::Reaped(_) | Round::NotReaper if paused => {
+        Round::Reaped(_) | Round::Held(_) | Round::NotReaper if paused => {
             tracing::info!("reaper resumed");
             false
         }
