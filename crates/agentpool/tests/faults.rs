@@ -145,7 +145,14 @@ async fn the_reaper_pauses_when_most_workers_go_stale_at_once(backend: common::B
             c.master.log()
         );
     }
-    assert_eq!(assignment(&c, "p").await.len(), 6);
+    let placed = assignment(&c, "p").await.len();
+    assert_eq!(
+        placed,
+        6,
+        "master log:\n{}\nworker logs:\n{}",
+        c.master.log(),
+        common::worker_logs(&c)
+    );
     c.assert_pools_match_registry("p", 2).await;
 }
 

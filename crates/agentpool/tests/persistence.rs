@@ -433,3 +433,59 @@ async fn a_database_refusing_connections_answers_503_not_500() {
         "never half-terminated"
     );
 }
+
+/// Two masters on one Redis and one Postgres: either answers for agents the other spawned,
+/// and killing one loses nothing and restarts no agent.
+#[tokio::test]
+async fn two_masters_share_the_pool_and_survive_one_killed() {
+    let mut s = Stack::start(Kind::Postgres).await;
+    s.start_master().await;
+    let (a, b) = (&s.masters[0], &s.masters[1]);
+    let (status, body) = a.post("/api/v1/pools/p/agents", json!({"count": 12})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = b.post("/api/v1/pools/p/agents", json!({"count": 8})).await;
+    assert_eq!(status, 201, "{body}");
+    let ids: HashSet<String> = s
+        .agents()
+        .await
+        .iter()
+        .map(|a| a["agent_id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 20);
+    for m in &s.masters {
+        let (_, list) = m.get("/api/v1/agents?pool=p").await;
+        assert_eq!(
+            list.as_array().map(Vec::len),
+            Some(20),
+            "every master sees all"
+        );
+    }
+    let pids = worker_pids(&s.redis.url());
+
+    s.masters[0].kill();
+    let b = &s.masters[1];
+    let (status, body) = b.post("/api/v1/pools/p/agents", json!({"count": 5})).await;
+    assert_eq!(status, 201, "the survivor spawns: {body}");
+    let mut all = ids.clone();
+    all.extend(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent_id"].as_str().unwrap().to_owned()),
+    );
+    wait_until("all 25 agents to run", WAIT, || async {
+        all_running(&s, &all).await
+    })
+    .await;
+    for pid in &pids {
+        assert!(
+            kill(Pid::from_raw(*pid), None).is_ok(),
+            "worker {pid} outlived the master that started it"
+        );
+    }
+    let list = s.agents().await;
+    assert!(
+        list.iter().all(|a| a["restarts"] == 0),
+        "no agent restarted: {list:?}"
+    );
+}

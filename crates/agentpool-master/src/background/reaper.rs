@@ -94,11 +94,19 @@ impl Reaper {
             return Ok(Round::NotReaper);
         }
         let Staleness { total, stale } = registry.stale(config.heartbeat_timeout).await?;
-        let n = stale.len() as u64;
+        if stale.is_empty() {
+            return Ok(Round::Reaped(0));
+        }
+        // Workers stopped together cross the timeout up to a beat apart, and the first must
+        // not be reaped alone: those within a beat of it count towards "most" too.
+        let soon = config
+            .heartbeat_timeout
+            .saturating_sub(config.heartbeat_interval);
+        let n = (registry.stale(soon).await?.stale.len()).max(stale.len()) as u64;
         // All of two or more, or most of three or more: the cause is not the workers.
         if total >= 2 && (n == total || (total >= MASS_STALE_MIN_WORKERS && n * 2 > total)) {
             return Ok(Round::Paused {
-                stale: stale.len(),
+                stale: n as usize,
                 total,
             });
         }

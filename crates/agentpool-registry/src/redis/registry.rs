@@ -64,12 +64,17 @@ impl Registry for RedisRegistry {
             let names: Vec<&String> = pools.iter().map(|(name, _)| name).collect();
             let mut pipe = redis::pipe();
             pipe.sadd(self.keys.pools(), names);
+            // A worker registering again after a wipe puts its pool back in the set before
+            // this runs, but only the master writes the rules: fields added to a rules hash
+            // say it was gone too.
             for (name, rules) in pools {
-                pipe.hset_multiple(self.keys.pool_rules(name), &hash::rules_fields(rules))
-                    .ignore();
+                // HSET, not HMSET: it answers how many fields it added.
+                pipe.cmd("HSET")
+                    .arg(self.keys.pool_rules(name))
+                    .arg(&hash::rules_fields(rules)[..]);
             }
-            let (added,): (u64,) = pipe.query_async(&mut self.conn.clone()).await?;
-            Ok(added)
+            let added: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
+            Ok(added.into_iter().sum())
         })
     }
 
