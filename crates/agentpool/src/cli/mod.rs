@@ -3,6 +3,7 @@
 mod agents;
 pub(crate) mod client;
 pub(crate) mod connect;
+mod event_log;
 pub(crate) mod events;
 mod fit;
 mod pools;
@@ -41,6 +42,8 @@ pub enum Command {
     Task(task::Command),
     /// List tasks, newest first, optionally filtered by pool and status.
     Tasks(tasks::TasksArgs),
+    /// Print what happens in the pools, one line per event (--follow for live ones).
+    Events(event_log::EventsArgs),
 }
 
 /// Runs one client subcommand; the commands that wait for a task exit by its outcome.
@@ -52,6 +55,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Terminate(args) => terminate::run(args).await,
         Command::Processes(args) => processes::run(args).await,
         Command::Tasks(args) => tasks::run(args).await,
+        Command::Events(args) => event_log::run(args).await,
         Command::Task(cmd) => return task::run(cmd).await,
     };
     done.map(|()| ExitCode::SUCCESS)
