@@ -91,6 +91,8 @@ pub struct MasterConfig {
     /// The binary to start workers from, resolved once at startup: `current_exe` stops
     /// resolving when the binary is replaced on disk.
     pub worker_exe: PathBuf,
+    /// Workers log JSON lines (`--log-format json`), like the master.
+    pub worker_log_json: bool,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     /// A worker that has not registered by then is killed and the spawn fails with a 503.
@@ -156,6 +158,7 @@ impl MasterConfig {
             key_prefix: String::new(),
             data_dir: PathBuf::from("data"),
             worker_exe,
+            worker_log_json: false,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             worker_start_timeout: DEFAULT_WORKER_START_TIMEOUT,

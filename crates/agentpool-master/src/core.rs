@@ -5,6 +5,7 @@
 use crate::config::MasterConfig;
 use crate::error::{MasterError, Result};
 use crate::events::EventHub;
+use crate::feed::Feed;
 use crate::pools::{PoolManager, Pools};
 use agentpool_registry::Registry;
 use agentpool_store::{BatchWriter, Store, Update};
@@ -42,6 +43,10 @@ pub(crate) struct Core {
     pub restored: AtomicBool,
     /// Every task announcement and progress report, for the event streams that follow tasks.
     pub task_events: broadcast::Sender<Event>,
+    /// Everything that happens, for `GET /api/v1/events`.
+    pub feed: Feed,
+    /// When queued tasks were queued, for the queue-wait histogram.
+    pub task_clock: crate::prometheus::TaskClock,
 }
 
 impl Core {
@@ -60,6 +65,8 @@ impl Core {
             autoscale_soon: Notify::new(),
             restored: AtomicBool::new(false),
             task_events: broadcast::channel(TASK_EVENT_BUFFER).0,
+            feed: Feed::default(),
+            task_clock: Default::default(),
         }
     }
 

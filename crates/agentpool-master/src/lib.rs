@@ -10,6 +10,8 @@
 //! - `tasks/`: `Tasks`: work for the agents: submit, ask, broadcast, wait, cancel, retry.
 //! - `background/`: crashes, reaper, housekeeping, restore, history, tend and autoscale loops.
 //! - `events`: `EventHub`, wait on worker events with a registry poll as fallback.
+//! - `feed`: `Feed`, every event of the pools, numbered, with a replay buffer.
+//! - `prometheus`: the metrics recorder, and the gauges read from the registry at scrape time.
 //! - `startup`: reaching the registry and the store, with retries.
 //! - `http`: serving with read timeouts, and the 503 gate while startup waits.
 //! - [`api`]: the axum routes, one file per resource, and `ApiError`.
@@ -23,9 +25,11 @@ pub mod config;
 mod core;
 pub mod error;
 mod events;
+pub mod feed;
 mod http;
 pub mod master;
 mod pools;
+mod prometheus;
 mod startup;
 mod tasks;
 mod workers;

@@ -55,6 +55,7 @@ impl Master {
         disconnects: Option<mpsc::UnboundedReceiver<ProcessId>>,
     ) -> Result<Arc<Self>> {
         store.upsert_pools(&config.pools).await?;
+        crate::prometheus::start_upkeep();
         let core = Arc::new(Core::new(config, registry, store));
         let (crash_tx, exits) = mpsc::unbounded_channel();
         let supervisor = Arc::new(Supervisor::new(core.clone(), crash_tx));
@@ -277,6 +278,17 @@ impl Master {
     /// Every task announcement and progress report from now on.
     pub fn task_events(&self) -> broadcast::Receiver<Event> {
         self.core.task_events.subscribe()
+    }
+
+    /// The text of a Prometheus scrape, with the gauges read from the registry now.
+    pub async fn metrics_text(&self) -> Result<String> {
+        let stats = self.pool_stats(self.pool_names()).await?;
+        crate::prometheus::render(&self.core, stats).await
+    }
+
+    /// The feed's events after `after`, and the live ones from then on.
+    pub fn subscribe_events(&self, after: Option<u64>) -> crate::feed::Subscription {
+        self.core.feed.subscribe(after)
     }
 
     /// Analytics of a pool's tasks over `window`, from the store.

@@ -27,6 +27,22 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_PGBOUNCER_URL: &str = "PGBOUNCER_URL";
 /// One admin token for the API, given in the environment instead of a tokens file.
 pub const ENV_API_TOKEN: &str = "AGENTPOOL_API_TOKEN";
+/// `human` (the default) or `json`, for master and workers.
+pub const ENV_LOG_FORMAT: &str = "AGENTPOOL_LOG_FORMAT";
+
+/// The log format: the flag, else `AGENTPOOL_LOG_FORMAT`, else human-readable text.
+pub fn log_format(
+    flag: Option<crate::telemetry::LogFormat>,
+) -> Result<crate::telemetry::LogFormat> {
+    if let Some(f) = flag {
+        return Ok(f);
+    }
+    match std::env::var(ENV_LOG_FORMAT).ok().filter(|v| !v.is_empty()) {
+        None => Ok(crate::telemetry::LogFormat::default()),
+        Some(text) => crate::telemetry::LogFormat::parse(&text)
+            .with_context(|| format!("{ENV_LOG_FORMAT}={text:?}: expected human or json")),
+    }
+}
 /// The tokens file used when `auth.tokens_file` is not set, inside the data directory.
 pub const DEFAULT_TOKENS_FILE: &str = "tokens.toml";
 

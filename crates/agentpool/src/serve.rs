@@ -26,19 +26,25 @@ pub struct ServeArgs {
     /// may spawn, run tasks and drain. A warning is logged every minute.
     #[arg(long)]
     insecure: bool,
+    /// Log lines as text (`human`) or one JSON object each (`json`), for the master and its
+    /// workers [env: AGENTPOOL_LOG_FORMAT] [default: human].
+    #[arg(long, value_enum)]
+    log_format: Option<telemetry::LogFormat>,
 }
 
 /// How often an open API off loopback is reminded of in the log.
 const INSECURE_REMINDER: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    telemetry::init();
-    let cfg = config::load(&config::Flags {
+    let log_format = config::log_format(args.log_format)?;
+    telemetry::init(log_format);
+    let mut cfg = config::load(&config::Flags {
         config: args.config.as_deref(),
         listen: args.listen.as_deref(),
         stop_workers: args.stop_workers,
         backend: args.backend,
     })?;
+    cfg.master.worker_log_json = log_format == telemetry::LogFormat::Json;
     tracing::info!(backend = ?cfg.master.backend, reason = %cfg.backend_reason, config = %cfg.origin, "starting master");
     let open_off_loopback = check_access(&cfg, args.insecure)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;

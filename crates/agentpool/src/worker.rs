@@ -19,10 +19,13 @@ pub struct WorkerArgs {
     /// The worker's id, as in the settings (shown by `ps`; adoption checks it).
     #[arg(long)]
     process_id: String,
+    /// The master passes its own log format on.
+    #[arg(long, value_enum)]
+    log_format: Option<telemetry::LogFormat>,
 }
 
 pub fn run(a: WorkerArgs) -> Result<ExitCode> {
-    telemetry::init();
+    telemetry::init(crate::config::log_format(a.log_format)?);
     let raw = std::env::var(WORKER_CONFIG_ENV).with_context(|| {
         format!("{WORKER_CONFIG_ENV} is not set: workers are started by `agentpool serve`")
     })?;

@@ -35,10 +35,17 @@ impl Agents {
         };
         let count = u32::try_from(order.agents.len()).unwrap_or(u32::MAX);
         let request = SpawnRequest::new(order.key, order.body_hash, &pool, count, &self.core.id);
-        match self.core.store.begin_spawn(&request, &order.agents).await? {
+        let started = tokio::time::Instant::now();
+        let done = match self.core.store.begin_spawn(&request, &order.agents).await? {
             Begun::New => self.carry_out(&request, &order.agents, order.wait).await,
             Begun::Existing(prev) => self.resume(prev, &request.body_hash, order.wait).await,
-        }
+        };
+        let outcome = if done.is_ok() { "ok" } else { "error" };
+        metrics::counter!("agentpool_agent_spawns_total", "pool" => pool.clone(), "outcome" => outcome)
+            .increment(u64::from(count));
+        metrics::histogram!("agentpool_spawn_duration_seconds", "pool" => pool)
+            .record(started.elapsed().as_secs_f64());
+        done
     }
 
     /// Places every agent of a new request and, with `wait`, waits for them to run.

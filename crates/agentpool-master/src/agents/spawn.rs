@@ -21,6 +21,7 @@ impl Agents {
             .place(pool, Reservation::new(spec, pool.spec.placement))
             .await?;
         self.send_spawn(spec, &process).await;
+        tracing::info!(agent_id = %spec.agent_id, pool = %spec.pool_name, process_id = %process, "agent placed");
         Ok(process)
     }
 

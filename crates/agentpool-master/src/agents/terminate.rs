@@ -43,6 +43,8 @@ impl Agents {
         }
         if released.is_some() {
             tracing::info!(agent_id = %id, pool = %last.spec.pool_name, "agent terminated");
+            metrics::counter!("agentpool_agent_terminations_total", "pool" => last.spec.pool_name.clone())
+                .increment(1);
             let how = if graceful { "graceful" } else { "forced" };
             self.core
                 .record(Update::status(id, AgentState::Stopped, None));

@@ -7,12 +7,16 @@
 //! - `health`: the master, the registry and the database, with latency.
 //! - `tasks`: submit (pool, batch, ask one agent, broadcast), read, cancel, retry, stats.
 //! - `task_events`: one task's Server-Sent Events.
+//! - `events`: the Server-Sent Events of everything that happens, with replay.
+//! - `metrics`: Prometheus metrics.
 
 mod access;
 mod agents;
 pub mod error;
+mod events;
 mod extract;
 mod health;
+mod metrics;
 mod pools;
 mod processes;
 mod task_events;
@@ -38,6 +42,8 @@ pub type AppState = Arc<Master>;
 pub fn app(master: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/agents", post(agents::spawn).get(agents::list))
         .route("/api/v1/agents/pools", get(pools::list))
         .route(

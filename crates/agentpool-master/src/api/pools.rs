@@ -8,7 +8,11 @@ use axum::extract::{Path, State};
 use serde::Serialize;
 
 pub async fn list(State(master): State<AppState>) -> Result<Json<Vec<PoolStats>>, ApiError> {
-    Ok(Json(master.pool_stats(master.pool_names()).await?))
+    let started = tokio::time::Instant::now();
+    let stats = master.pool_stats(master.pool_names()).await?;
+    metrics::histogram!("agentpool_pools_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(Json(stats))
 }
 
 #[derive(Serialize)]

@@ -191,6 +191,8 @@ impl Autoscaler {
             };
             metrics::counter!("agentpool_autoscale_decisions_total", "pool" => pool.name.clone(), "direction" => direction)
                 .increment(1);
+            let data = serde_json::json!({ "direction": direction, "desired": desired, "agents": c.agent_count, "queued": c.tasks.queued_tasks });
+            self.core.feed.publish("autoscale", Some(&pool.name), data);
         }
         pool.last = decision;
         Ok(())

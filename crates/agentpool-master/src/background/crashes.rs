@@ -37,11 +37,14 @@ pub(crate) async fn run(
             continue;
         }
         match core.registry.reap(&id, ReapMode::Orphan).await {
-            Ok(orphans) if !orphans.is_empty() => {
-                tracing::warn!(process_id = %id, agents = orphans.len(), "reaped crashed worker");
-                agents.reschedule(orphans, &id);
+            Ok(orphans) => {
+                let cause = if disconnect { "disconnected" } else { "exited" };
+                super::announce::reaped(&core, &id, cause, orphans.len());
+                if !orphans.is_empty() {
+                    tracing::warn!(process_id = %id, agents = orphans.len(), "reaped crashed worker");
+                    agents.reschedule(orphans, &id);
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::error!(process_id = %id, error = %e, "cannot reap crashed worker"),
         }
     }

@@ -1,9 +1,10 @@
 //! What workers report becomes history in the store: statuses and audit events, written in
 //! batches off the request path. Every event also wakes whoever waits on its subject.
 
+use super::announce;
 use crate::core::Core;
 use agentpool_store::{AgentEventKind, Update};
-use agentpool_types::{AgentId, AgentState, Event, EventKind};
+use agentpool_types::{Agent, AgentId, AgentState, Event, EventKind};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -12,15 +13,22 @@ use tokio::sync::mpsc;
 pub(crate) async fn pump(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
         core.hub.wake(event.subject());
+        announce::worker_event(&core, &event);
         // Restarts and failures are recorded with what the registry says: its restart count,
         // and whether the failure ended in `failed` or `quarantined`.
         match &event.kind {
             EventKind::AgentRestarting {
                 agent_id, error, ..
-            } => spawn_lookup(&core, agent_id, error, Some(AgentEventKind::Restarted)),
+            } => spawn_lookup(
+                &core,
+                &event,
+                agent_id,
+                error,
+                Some(AgentEventKind::Restarted),
+            ),
             EventKind::AgentFailed {
                 agent_id, error, ..
-            } => spawn_lookup(&core, agent_id, error, None),
+            } => spawn_lookup(&core, &event, agent_id, error, None),
             EventKind::TaskChanged(change) => {
                 core.record(Update::Task(change.clone()));
                 let _ = core.task_events.send(event.clone());
@@ -33,18 +41,42 @@ pub(crate) async fn pump(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<Ev
     }
 }
 
-fn spawn_lookup(core: &Arc<Core>, id: &AgentId, error: &str, kind: Option<AgentEventKind>) {
-    let (core, id, error) = (core.clone(), id.clone(), error.to_owned());
-    tokio::spawn(async move { record_failure(&core, &id, kind, error).await });
+fn spawn_lookup(
+    core: &Arc<Core>,
+    event: &Event,
+    id: &AgentId,
+    error: &str,
+    kind: Option<AgentEventKind>,
+) {
+    let (core, event, id, error) = (core.clone(), event.clone(), id.clone(), error.to_owned());
+    tokio::spawn(async move {
+        let agent = core.registry.agent(&id).await.ok().flatten();
+        if kind.is_none() {
+            let pool = match (&agent, &event.kind) {
+                (Some(a), _) => a.spec.pool_name.clone(),
+                (None, EventKind::AgentFailed { process_id, .. }) => {
+                    announce::pool_of(&core, process_id)
+                }
+                _ => String::new(),
+            };
+            announce::agent_failure(&core, &event, agent.as_ref().map(|a| a.status), &pool);
+        }
+        if let Some(agent) = agent {
+            record_failure(&core, &id, &agent, kind, error);
+        }
+    });
 }
 
 /// Records a restart or a failure with the registry's status and restart count, so the
 /// store's `status`, `restarts` and `last_error` stay true. Without a `kind`, the event
 /// follows the status: `failed` or `quarantined`.
-async fn record_failure(core: &Core, id: &AgentId, kind: Option<AgentEventKind>, error: String) {
-    let Ok(Some(agent)) = core.registry.agent(id).await else {
-        return;
-    };
+fn record_failure(
+    core: &Core,
+    id: &AgentId,
+    agent: &Agent,
+    kind: Option<AgentEventKind>,
+    error: String,
+) {
     let kind = kind.unwrap_or(if agent.status == AgentState::Quarantined {
         AgentEventKind::Quarantined
     } else {

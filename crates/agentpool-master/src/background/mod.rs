@@ -7,8 +7,10 @@
 //! - `restore`: the store's desired state reconciled against the registry.
 //! - `history`: worker and task events wake waiters and become history in the store.
 //! - `tend`: the task queue's clockwork (retries due, leases expired) and retention trims.
+//! - `announce`: what happened, told to the event feed and counted in the metrics.
 //! - `autoscale`: pools with `[pools.autoscale]` sized by their task backlog.
 
+pub(crate) mod announce;
 pub(crate) mod autoscale;
 pub(crate) mod crashes;
 pub(crate) mod history;

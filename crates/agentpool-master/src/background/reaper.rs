@@ -116,6 +116,7 @@ impl Reaper {
         for id in &stale {
             let orphans = registry.reap(id, ReapMode::Orphan).await?;
             tracing::warn!(process_id = %id, agents = orphans.len(), "reaped worker with a stale heartbeat");
+            super::announce::reaped(&self.core, id, "stale_heartbeat", orphans.len());
             self.agents.reschedule(orphans, id);
             self.supervisor.kill_if_hung(id);
         }

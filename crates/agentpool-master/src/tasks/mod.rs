@@ -57,6 +57,8 @@ impl Tasks {
                 }
             }
         }
+        // Announced first: an idle agent may take a task within the submit itself.
+        crate::background::announce::tasks_queued(&self.core, &fresh);
         self.core.registry.submit_tasks(&fresh).await?;
         self.core.autoscale_soon.notify_one();
         let tasks = match wait {
@@ -148,6 +150,7 @@ impl Tasks {
         self.core.record(agentpool_store::Update::Task(
             agentpool_types::TaskChange::of(&again),
         ));
+        crate::background::announce::tasks_queued(&self.core, std::slice::from_ref(&again));
         self.core
             .registry
             .submit_tasks(std::slice::from_ref(&again))

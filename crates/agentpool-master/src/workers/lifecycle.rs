@@ -70,6 +70,8 @@ impl Supervisor {
         };
         self.core.ensure_running()?;
         let id = ProcessId::new();
+        // Known before the worker's first event, so `process_started` names its pool.
+        self.core.feed.note_process(&id, pool.name());
         let mut child = spawner::spawn(&self.core.config, &pool.spec, &id)?;
         let pid = child.id().unwrap_or(0);
         tracing::info!(pool = pool.name(), process_id = %id, pid, "starting worker");
@@ -96,6 +98,7 @@ impl Supervisor {
             _ = self.core.stopping.cancelled() => Some("the master is shutting down".to_owned()),
         };
         if let Some(reason) = failure {
+            self.core.feed.forget_process(&id);
             spawner::signal_group(pid, Signal::SIGKILL);
             let _ = child.wait().await;
             let _ = self.core.registry.reap(&id, ReapMode::Delete).await;
@@ -140,6 +143,7 @@ impl Supervisor {
             state: WorkerState::Running,
             exited,
         };
+        self.core.feed.note_process(&id, pool);
         self.table.insert(id.clone(), info);
         let sup = self.clone();
         let left_running = !self.stop_with_master();

@@ -52,11 +52,14 @@ pub fn spawn(config: &MasterConfig, pool: &PoolSpec, id: &ProcessId) -> std::io:
         grace_ms: millis(config.shutdown_grace),
     };
     let settings = serde_json::to_string(&settings).map_err(std::io::Error::other)?;
-    Command::new(&config.worker_exe)
-        .arg("worker")
+    let mut cmd = Command::new(&config.worker_exe);
+    cmd.arg("worker")
         .args(["--pool", &pool.name])
-        .args(["--process-id", id.as_str()])
-        .env(WORKER_CONFIG_ENV, settings)
+        .args(["--process-id", id.as_str()]);
+    if config.worker_log_json {
+        cmd.args(["--log-format", "json"]);
+    }
+    cmd.env(WORKER_CONFIG_ENV, settings)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

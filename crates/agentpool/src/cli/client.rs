@@ -73,6 +73,8 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
+    /// The default headers (the token), for the separate client of event streams.
+    headers: reqwest::header::HeaderMap,
 }
 
 impl Client {
@@ -94,13 +96,14 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
-            .default_headers(headers)
+            .default_headers(headers.clone())
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
             http,
             base,
             timeout,
+            headers,
         })
     }
 
@@ -115,13 +118,18 @@ impl Client {
 
     /// Opens a Server-Sent Events stream. The answer's headers must come within the timeout;
     /// the stream itself may last however long (the caller decides when to give up).
-    pub async fn events(&self, path: &[&str]) -> Result<super::events::EventStream> {
-        let url = self.url(path, &[]);
+    pub async fn events(
+        &self,
+        path: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<super::events::EventStream> {
+        let url = self.url(path, query);
         let request = format!("GET {url}");
         // The shared client's timeout would cut the stream off after the timeout; this one
         // only bounds connecting.
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(self.timeout))
+            .default_headers(self.headers.clone())
             .build()
             .context("building the HTTP client")?;
         let send = http

@@ -3,6 +3,7 @@
 mod agents;
 pub(crate) mod client;
 pub(crate) mod connect;
+mod event_log;
 pub(crate) mod events;
 mod fit;
 mod pools;
@@ -45,6 +46,8 @@ pub enum Command {
     Tasks(tasks::TasksArgs),
     /// A live full-screen view of pools, workers and agents; q quits.
     Top(top::TopArgs),
+    /// Print what happens in the pools, one line per event (--follow for live ones).
+    Events(event_log::EventsArgs),
 }
 
 /// Runs one client subcommand; the commands that wait for a task exit by its outcome.
@@ -57,6 +60,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Processes(args) => processes::run(args).await,
         Command::Tasks(args) => tasks::run(args).await,
         Command::Top(args) => top::run(args).await,
+        Command::Events(args) => event_log::run(args).await,
         Command::Task(cmd) => return task::run(cmd).await,
     };
     done.map(|()| ExitCode::SUCCESS)

@@ -73,7 +73,7 @@ pub async fn follow(
 ) -> Result<Option<Task>> {
     let path = ["tasks", id, "events"];
     for _ in 0..=MAX_REOPEN {
-        let mut stream = client.events(&path).await?;
+        let mut stream = client.events(&path, &[]).await?;
         match follow_stream(client, id, &mut stream, deadline, &mut on_update).await? {
             End::Finished(task) => return Ok(Some(*task)),
             End::Deadline => return Ok(None),
