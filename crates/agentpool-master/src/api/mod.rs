@@ -7,9 +7,11 @@
 //! - `health`: the master, the registry and the database, with latency.
 //! - `tasks`: submit (pool, batch, ask one agent, broadcast), read, cancel, retry, stats.
 //! - `task_events`: one task's Server-Sent Events.
+//! - `dashboard`: the web page at `/`, its script and stylesheet, embedded at build time.
 
 mod access;
 mod agents;
+mod dashboard;
 pub mod error;
 mod extract;
 mod health;
@@ -38,6 +40,9 @@ pub type AppState = Arc<Master>;
 pub fn app(master: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/", get(dashboard::index))
+        .route(dashboard::SCRIPT_PATH, get(dashboard::script))
+        .route(dashboard::STYLE_PATH, get(dashboard::style))
         .route("/api/v1/agents", post(agents::spawn).get(agents::list))
         .route("/api/v1/agents/pools", get(pools::list))
         .route(
