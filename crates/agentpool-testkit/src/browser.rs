@@ -156,7 +156,7 @@ impl Page {
         let mut socket = self.socket.lock().await;
         let request = json!({"id": id, "method": method, "params": params}).to_string();
         socket.send(Message::text(request)).await.expect("send");
-        let answer = tokio::time::timeout(COMMAND_TIMEOUT, async {
+        tokio::time::timeout(COMMAND_TIMEOUT, async {
             loop {
                 let msg = socket.next().await.expect("DevTools closed").expect("read");
                 let Message::Text(text) = msg else { continue };
@@ -168,8 +168,7 @@ impl Page {
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("no answer to {method} within {COMMAND_TIMEOUT:?}"));
-        answer
+        .unwrap_or_else(|_| panic!("no answer to {method} within {COMMAND_TIMEOUT:?}"))
     }
 
     fn note_event(&self, event: &Value) {
