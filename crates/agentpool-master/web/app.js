@@ -11,6 +11,10 @@ const STREAM_POLL_MS = 10000;
 const MAX_ROWS = 200;
 const RECENT_TASKS = 20;
 const TOKEN_KEY = 'agentpool.token';
+// A refresh that hangs must not freeze the page: reads give up after this, and the next poll
+// tries again. Actions may wait longer, since a spawn answers once its agents run.
+const READ_TIMEOUT_MS = 10000;
+const ACTION_TIMEOUT_MS = 120000;
 // The event kinds a stream may name (`event:` lines); unnamed messages count as well.
 const EVENT_KINDS = [
   'process', 'agent', 'task', 'autoscale',
@@ -57,6 +61,7 @@ async function api(method, path, body) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: 'no-store',
+    signal: AbortSignal.timeout(method === 'GET' ? READ_TIMEOUT_MS : ACTION_TIMEOUT_MS),
   });
   const data = await resp.json().catch(() => null);
   if (resp.ok) return data;

@@ -7,7 +7,9 @@ mod common;
 
 use agentpool_testkit::{Browser, Page, wait_until};
 use common::{Backend, Cluster, WAIT, config};
+use futures::FutureExt;
 use serde_json::Value;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 
 /// A JS string literal of `s`.
@@ -32,10 +34,26 @@ async fn agents_shown(page: &Page) -> Option<String> {
 }
 
 async fn wait_text(page: &Page, what: &str, selector: &str, want: &str) {
-    wait_until(what, WAIT, || async {
+    wait_on(page, what, || async {
         text(page, selector).await.as_deref() == Some(want)
     })
     .await;
+}
+
+/// `wait_until`, and when it times out, what the page showed then.
+async fn wait_on<F, Fut>(page: &Page, what: &str, f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let waited = AssertUnwindSafe(wait_until(what, WAIT, f))
+        .catch_unwind()
+        .await;
+    if waited.is_err() {
+        let shown = page.eval("document.body.innerText.slice(0, 4000)").await;
+        let shown = shown.as_str().unwrap_or_default();
+        panic!("waiting for {what}; the page shows:\n{shown}");
+    }
 }
 
 /// Whether the element `id` is shown (not `hidden`).
@@ -88,6 +106,7 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
     )
     .await;
     assert_eq!(agents_shown(&page).await.as_deref(), Some("0"));
+    cancel_a_queued_task(&c, &page).await;
     // A reload would lose this: it shows that the count below changed in place.
     page.eval("window.sameDocument = true").await;
 
@@ -101,7 +120,7 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
     .await;
     assert_eq!(page.eval("window.sameDocument").await, Value::Bool(true));
     assert_eq!(api_agents(&c).await, 2);
-    wait_until("two agent rows, both idle", WAIT, || async {
+    wait_on(&page, "two agent rows, both idle", || async {
         let idle = page
             .eval("document.querySelectorAll('#agents [data-status=\"idle\"]').length")
             .await;
@@ -121,7 +140,7 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
 
     // Two workers of 5: 30 can never fit, and the API says so; the page shows its words.
     spawn_through_form(&page, 30).await;
-    wait_until("the refusal on the page", WAIT, || async {
+    wait_on(&page, "the refusal on the page", || async {
         shown(&page, "notice").await
             && text(&page, "#notice-text")
                 .await
@@ -154,8 +173,60 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
         "1",
     )
     .await;
+    drain_the_worker(&c, &page).await;
     assert_eq!(page.eval("window.sameDocument").await, Value::Bool(true));
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+}
+
+/// With no agent in the pool a task waits; the page shows it queued and cancels it.
+async fn cancel_a_queued_task(c: &Cluster, page: &Page) {
+    let (status, task) = c
+        .master
+        .post(
+            "/api/v1/pools/p/tasks",
+            serde_json::json!({"input": "later"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    let row_status = format!(r#"#tasks tr[data-task="{id}"] .badge"#);
+    wait_text(page, "the task queued on the page", &row_status, "queued").await;
+    wait_text(
+        page,
+        "1 queued on the card",
+        r#"[data-pool="p"] .value.queued"#,
+        "1",
+    )
+    .await;
+    click(page, "#tasks button[data-action=cancel]").await;
+    click(page, "#confirm-ok").await;
+    wait_text(
+        page,
+        "the task cancelled on the page",
+        &row_status,
+        "cancelled",
+    )
+    .await;
+    let (_, task) = c.master.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+}
+
+/// Draining the only worker moves its agent to a new one: the old row goes, the count stays.
+async fn drain_the_worker(c: &Cluster, page: &Page) {
+    let (_, workers) = c.master.get("/api/v1/processes").await;
+    let old = workers[0]["process_id"].as_str().unwrap().to_owned();
+    click(page, "#workers button[data-action=drain]").await;
+    click(page, "#confirm-ok").await;
+    wait_on(page, "the drained worker gone from the page", || async {
+        let rows = page
+            .eval(&format!(
+                "document.querySelectorAll('#workers tr[data-process=\"{old}\"]').length"
+            ))
+            .await;
+        let count = text(page, r#"[data-pool="p"] .value.agents"#).await;
+        rows == 0 && count.as_deref() == Some("1")
+    })
+    .await;
 }
 
 both_backends!(spawn_terminate_and_refusal: dashboard_redis, dashboard_embedded);
