@@ -257,13 +257,18 @@ function confirmAction(text) {
     const done = (ok) => {
       $('confirm-ok').onclick = null;
       $('confirm-cancel').onclick = null;
-      dialog.onclose = null;
+      dialog.oncancel = null;
       if (dialog.open) dialog.close();
       resolve(ok);
     };
     $('confirm-ok').onclick = () => done(true);
     $('confirm-cancel').onclick = () => done(false);
-    dialog.onclose = () => done(false);
+    // Escape answers "no". Not `onclose`: the close event of an earlier question arrives
+    // later, and would answer this one.
+    dialog.oncancel = (event) => {
+      event.preventDefault();
+      done(false);
+    };
     dialog.showModal();
   });
 }
