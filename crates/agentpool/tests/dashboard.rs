@@ -1,7 +1,9 @@
-//! The dashboard in a real headless Chromium: the page renders the pools from the API, spawns
-//! through its form, shows the new agent count without a reload, shows the API's message when
-//! a spawn is refused, terminates an agent after an in-page confirmation, and on a master
-//! with tokens asks for one, keeps it for the tab and shows the data.
+//! The dashboard in a real headless Chromium: the page renders the pools from the API, cancels
+//! a queued task, spawns through its form and shows the new agent count without a reload,
+//! shows the API's message when a spawn is refused, terminates an agent and drains a worker
+//! after an in-page confirmation; on a master with tokens, the page and its files are open
+//! (with their types and content security policy), and the page asks for a token, keeps it for
+//! the tab and shows the data.
 
 mod common;
 
@@ -240,6 +242,7 @@ async fn dashboard_asks_for_the_token_and_keeps_it_for_the_tab() {
         &[("AGENTPOOL_API_TOKEN", token)],
     )
     .await;
+    assets_are_open_with_their_types_and_policy(&c).await;
     let browser = Browser::start().await;
     let page = browser.open(&format!("{}/", c.master.url())).await;
 
@@ -285,6 +288,42 @@ async fn dashboard_asks_for_the_token_and_keeps_it_for_the_tab() {
     .await;
     assert!(!shown(&page, "token-form").await, "asked once per tab");
     assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+}
+
+/// The page and its files need no token; each has its type and the policy that forbids
+/// inline script and other origins.
+async fn assets_are_open_with_their_types_and_policy(c: &Cluster) {
+    let files = [
+        ("/", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/style.css", "text/css"),
+    ];
+    for (path, kind) in files {
+        let resp = c
+            .master
+            .http()
+            .get(format!("{}{path}", c.master.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
+    let (status, _) = c.master.get("/api/v1/pools").await;
+    assert_eq!(status, 401, "the data itself needs the token");
 }
 
 async fn enter_token(page: &Page, token: &str) {
