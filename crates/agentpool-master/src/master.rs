@@ -121,6 +121,11 @@ impl Master {
         }
     }
 
+    /// How old a worker's last heartbeat may get before it counts as stale.
+    pub fn heartbeat_timeout(&self) -> std::time::Duration {
+        self.core.config.heartbeat_timeout
+    }
+
     pub fn pool_names(&self) -> &[String] {
         self.core.pools.names()
     }

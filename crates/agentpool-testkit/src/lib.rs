@@ -9,8 +9,10 @@
 //! - [`snapshot`]: `redis_snapshot`, every key of a Redis with its type and content, heartbeats optionally left out.
 //! - [`postgres`]: `TestPostgres`, a fresh database per test on the local PostgreSQL, dropped on drop.
 //! - [`pgbouncer`]: `TestPgBouncer`, a real pgbouncer (session mode) in front of one, stoppable and restartable.
+//! - [`browser`]: `Browser`, a headless Chromium driven over the DevTools protocol, and its `Page`s.
 //! - [`master`]: `TestMaster`, the real `agentpool serve` binary as a child process, with JSON HTTP helpers.
 
+pub mod browser;
 pub mod master;
 pub mod net;
 pub mod pgbouncer;
@@ -22,6 +24,7 @@ pub mod snapshot;
 pub mod tempdir;
 pub mod wait;
 
+pub use browser::{Browser, Page};
 pub use master::{MasterOptions, TestMaster};
 pub use net::free_port;
 pub use pgbouncer::TestPgBouncer;

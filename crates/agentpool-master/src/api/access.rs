@@ -1,6 +1,6 @@
 //! The access check in front of every route: the bearer token's scope against what the route
 //! needs. `/health` is open (a load balancer has no token) and shows details only to a caller
-//! with one; every GET needs `read`, a drain `admin`, every other change `write`.
+//! with one; so is the dashboard page with its script and stylesheet (they hold no data); every GET needs `read`, a drain `admin`, every other change `write`.
 //!
 //! 401 (with `WWW-Authenticate: Bearer`) for a missing or unknown token, 403 naming the scope
 //! that is missing. The caller goes on to the route as an extension.
@@ -47,9 +47,9 @@ pub async fn check(State(master): State<AppState>, mut req: Request, next: Next)
     }
 }
 
-/// The scope a request needs; `None` for the open `/health`.
+/// The scope a request needs; `None` for the open `/health` and dashboard files.
 fn needed(method: &Method, path: &str) -> Option<Scope> {
-    if path == "/health" {
+    if path == "/health" || super::dashboard::is_open(path) {
         return None;
     }
     if method == Method::GET || method == Method::HEAD {
@@ -85,6 +85,7 @@ mod tests {
     #[test]
     fn reads_need_read_drains_admin_and_the_rest_write() {
         assert_eq!(needed(&Method::GET, "/health"), None);
+        assert_eq!(needed(&Method::GET, "/"), None);
         assert_eq!(needed(&Method::GET, "/api/v1/pools"), Some(Scope::Read));
         assert_eq!(
             needed(&Method::GET, "/api/v1/tasks/x/events"),

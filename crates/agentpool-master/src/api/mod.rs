@@ -9,9 +9,11 @@
 //! - `task_events`: one task's Server-Sent Events.
 //! - `events`: the Server-Sent Events of everything that happens, with replay.
 //! - `metrics`: Prometheus metrics.
+//! - `dashboard`: the web page at `/`, its script and stylesheet, embedded at build time.
 
 mod access;
 mod agents;
+mod dashboard;
 pub mod error;
 mod events;
 mod extract;
@@ -44,6 +46,9 @@ pub fn app(master: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/events", get(events::events))
+        .route("/", get(dashboard::index))
+        .route(dashboard::SCRIPT_PATH, get(dashboard::script))
+        .route(dashboard::STYLE_PATH, get(dashboard::style))
         .route("/api/v1/agents", post(agents::spawn).get(agents::list))
         .route("/api/v1/agents/pools", get(pools::list))
         .route(
