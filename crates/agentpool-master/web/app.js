@@ -17,10 +17,9 @@ const READ_TIMEOUT_MS = 10000;
 const ACTION_TIMEOUT_MS = 120000;
 // The event kinds a stream may name (`event:` lines); unnamed messages count as well.
 const EVENT_KINDS = [
-  'process', 'agent', 'task', 'autoscale',
   'process_started', 'process_stopped', 'process_reaped',
   'agent_started', 'agent_stopped', 'agent_failed', 'agent_restarted', 'agent_quarantined',
-  'task_queued', 'task_started', 'task_finished', 'autoscale_decision',
+  'task_queued', 'task_started', 'task_finished', 'autoscale', 'gap',
 ];
 
 const $ = (id) => document.getElementById(id);

@@ -108,11 +108,8 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
     )
     .await;
     assert_eq!(agents_shown(&page).await.as_deref(), Some("0"));
-    // This master has no event stream (404): the page polls.
-    assert_eq!(
-        text(&page, "#mode").await.as_deref(),
-        Some("polling every 1 s")
-    );
+    // The open API's event stream drives the refreshes.
+    wait_text(&page, "the page on the event stream", "#mode", "live (event stream)").await;
     cancel_a_queued_task(&c, &page).await;
     // A reload would lose this: it shows that the count below changed in place.
     page.eval("window.sameDocument = true").await;
