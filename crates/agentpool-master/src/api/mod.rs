@@ -7,12 +7,14 @@
 //! - `health`: the master, the registry and the database, with latency.
 //! - `tasks`: submit (pool, batch, ask one agent, broadcast), read, cancel, retry, stats.
 //! - `task_events`: one task's Server-Sent Events.
+//! - [`openapi`]: the OpenAPI document, derived from the handlers and body types.
 
 mod access;
 mod agents;
 pub mod error;
 mod extract;
 mod health;
+pub mod openapi;
 mod pools;
 mod processes;
 mod task_events;
@@ -32,14 +34,18 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 /// Largest batch of tasks, in bytes.
 pub const MAX_BATCH_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// The spawn limits, for clients and tests that check the document against them.
+pub use agents::{MAX_AGENT_NAME_LEN, MAX_BULK_SPAWN};
+
 pub type AppState = Arc<Master>;
 
 /// The whole API as a router, so tests and `run` serve the same thing.
 pub fn app(master: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/agents", post(agents::spawn).get(agents::list))
-        .route("/api/v1/agents/pools", get(pools::list))
+        .route("/api/v1/agents/pools", get(pools::list_alias))
         .route(
             "/api/v1/agents/{id}",
             get(agents::show).delete(agents::terminate),
