@@ -173,7 +173,7 @@ pub async fn spawn(
 
 /// Spawns `count` agents into a pool.
 #[utoipa::path(post, path = "/api/v1/pools/{pool}/agents", tag = "agents",
-    params(("pool" = String, Path)), request_body = BulkBody,
+    params(("pool" = String, Path, example = "developer")), request_body = BulkBody,
     responses((status = 201, description = "they all run", body = Vec<Agent>),
         (status = 409, description = "the idempotency key's first request failed", body = super::openapi::ErrorBody)))]
 pub async fn spawn_many(
@@ -229,7 +229,7 @@ pub async fn spawn_many(
 /// `DELETE /api/v1/pools/{pool}/agents?count=N|all=true[&status=S][&graceful=true]`: the
 /// oldest agents first.
 #[utoipa::path(delete, path = "/api/v1/pools/{pool}/agents", tag = "agents",
-    params(("pool" = String, Path), BulkTerminateQuery),
+    params(("pool" = String, Path, example = "developer"), BulkTerminateQuery),
     responses((status = 200, description = "the agents stopped", body = Vec<Agent>)))]
 pub async fn terminate_many(
     State(master): State<AppState>,

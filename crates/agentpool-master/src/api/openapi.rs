@@ -31,6 +31,18 @@ pub struct ErrorDetail {
     message: String,
 }
 
+/// One Server-Sent Event of a stream, as a client reads it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used; the stream is built by axum's `Sse`.
+pub struct StreamEvent {
+    /// The event's name.
+    event: String,
+    /// Its JSON payload, as text.
+    data: String,
+    /// Present on streams a client can resume with `Last-Event-ID`.
+    id: Option<String>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -63,7 +75,7 @@ pub struct ErrorDetail {
         processes::list,
         processes::drain,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, StreamEvent)),
     modifiers(&CommonErrors),
     security(("bearer" = [])),
 )]
@@ -129,7 +141,7 @@ fn add_errors(path: &str, op: &mut Operation) {
     let mut errors = vec![(
         "503",
         "a service it needs is unavailable (`redis_unavailable`, `database_unavailable`), \
-         the master is starting or stopping, or the pool has no room (`pool_full`)",
+         or the master is starting or stopping",
     )];
     if path != "/health" {
         errors.push((

@@ -30,7 +30,7 @@ pub struct PoolDetail {
 }
 
 /// One pool with its workers.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}", tag = "pools", params(("pool" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/pools/{pool}", tag = "pools", params(("pool" = String, Path, example = "developer")),
     responses((status = 200, description = "the pool", body = PoolDetail)))]
 pub async fn show(
     State(master): State<AppState>,

@@ -74,7 +74,7 @@ fn limit_schema() -> ObjectBuilder {
 /// `POST /api/v1/pools/{pool}/tasks`: 202 with the task; with `?wait=S`, 200 with it finished
 /// if it finished within S seconds; 200 with the existing task for a known idempotency key.
 #[utoipa::path(post, path = "/api/v1/pools/{pool}/tasks", tag = "tasks",
-    params(("pool" = String, Path), WaitQuery), request_body = TaskRequest,
+    params(("pool" = String, Path, example = "developer"), WaitQuery), request_body = TaskRequest,
     responses((status = 202, description = "queued", body = Task),
         (status = 200, description = "finished within `wait`, or known by its idempotency key", body = Task)))]
 pub async fn submit(
@@ -127,7 +127,7 @@ async fn one(
 
 /// `POST /api/v1/pools/{pool}/tasks/batch`: 1-1000 tasks in one store transaction.
 #[utoipa::path(post, path = "/api/v1/pools/{pool}/tasks/batch", tag = "tasks",
-    params(("pool" = String, Path)), request_body = TaskBatch,
+    params(("pool" = String, Path, example = "developer")), request_body = TaskBatch,
     responses((status = 202, description = "all queued", body = TaskList)))]
 pub async fn batch(
     State(master): State<AppState>,
@@ -155,7 +155,7 @@ pub async fn batch(
 
 /// `POST /api/v1/pools/{pool}/broadcast`: one task per running agent of the pool.
 #[utoipa::path(post, path = "/api/v1/pools/{pool}/broadcast", tag = "tasks",
-    params(("pool" = String, Path), WaitQuery), request_body = BroadcastRequest,
+    params(("pool" = String, Path, example = "developer"), WaitQuery), request_body = BroadcastRequest,
     responses((status = 202, description = "queued, one per running agent", body = TaskList),
         (status = 200, description = "all finished within `wait`", body = TaskList)))]
 pub async fn broadcast(
@@ -251,7 +251,7 @@ pub async fn retry(
 
 /// `GET /api/v1/pools/{pool}/stats?window=1h`.
 #[utoipa::path(get, path = "/api/v1/pools/{pool}/stats", tag = "tasks",
-    params(("pool" = String, Path), StatsQuery),
+    params(("pool" = String, Path, example = "developer"), StatsQuery),
     responses((status = 200, description = "the pool's tasks over the window", body = TaskStats)))]
 pub async fn stats(
     State(master): State<AppState>,
@@ -294,7 +294,9 @@ fn parse_window(raw: &str) -> Result<Duration, ApiError> {
             quoted(raw)
         ))
     };
-    let (num, unit) = raw.split_at(raw.len().saturating_sub(1));
+    // The unit is the last character, which may be several bytes long in a hostile query.
+    let split = raw.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = raw.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => n,
