@@ -141,7 +141,8 @@ fn add_errors(path: &str, op: &mut Operation) {
     let mut errors = vec![(
         "503",
         "a service it needs is unavailable (`redis_unavailable`, `database_unavailable`), \
-         or the master is starting or stopping",
+         the master is starting or stopping, or a read took longer than the request timeout \
+         (`request_timeout`)",
     )];
     if path != "/health" {
         errors.push((
@@ -150,12 +151,11 @@ fn add_errors(path: &str, op: &mut Operation) {
         ));
         errors.push(("403", "the token lacks the scope this needs (`forbidden`)"));
         errors.push(("414", "the query string is too long (`uri_too_long`)"));
-        errors.push(("408", "the request took too long (`request_timeout`)"));
     }
     if has_body || has_query {
         errors.push((
             "400",
-            "malformed JSON, a wrong type, nesting too deep, or a bad query value",
+            "malformed JSON, a wrong type, JSON nested too deep (`json_too_deep`), or a bad query value",
         ));
         errors.push((
             "422",
