@@ -16,6 +16,16 @@ pub const DEFAULT_MAX_CONCURRENT_STARTS: usize = 4;
 pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request body must arrive within this.
 pub const DEFAULT_HTTP_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A read (GET) must be answered within this. Writes are bounded by their own timeouts
+/// (agent start, placement, `?wait=` up to 300 s) and are never cut off halfway, which could
+/// leave half-written state; event streams are open-ended.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the listen backlog until one closes.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 1024;
+/// Longest query string, in bytes; a longer one gets a 414.
+pub const DEFAULT_HTTP_MAX_QUERY_BYTES: usize = 4096;
+/// Deepest nesting of arrays and objects in a JSON body; deeper gets a 400.
+pub const DEFAULT_HTTP_MAX_JSON_DEPTH: usize = 32;
 /// Finished tasks are kept this long in the store (and `agentpool cleanup` trims older ones).
 pub const DEFAULT_TASK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// At most this many finished tasks are kept per pool.
@@ -111,6 +121,7 @@ pub struct MasterConfig {
     pub stop_workers_on_exit: bool,
     pub http_header_timeout: Duration,
     pub http_body_timeout: Duration,
+    pub http_limits: HttpLimits,
     pub task_retention: Duration,
     pub task_retention_count: u64,
     pub finished_task_ttl: Duration,
@@ -171,10 +182,31 @@ impl MasterConfig {
             stop_workers_on_exit: false,
             http_header_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
             http_body_timeout: DEFAULT_HTTP_BODY_TIMEOUT,
+            http_limits: HttpLimits::default(),
             task_retention: DEFAULT_TASK_RETENTION,
             task_retention_count: DEFAULT_TASK_RETENTION_COUNT,
             finished_task_ttl: DEFAULT_FINISHED_TASK_TTL,
             tokens: crate::auth::Tokens::default(),
+        }
+    }
+}
+
+/// What one client may ask of the HTTP server: against slow, flooding or hostile clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_query_bytes: usize,
+    pub max_json_depth: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: DEFAULT_HTTP_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            max_query_bytes: DEFAULT_HTTP_MAX_QUERY_BYTES,
+            max_json_depth: DEFAULT_HTTP_MAX_JSON_DEPTH,
         }
     }
 }

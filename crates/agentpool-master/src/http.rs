@@ -4,6 +4,7 @@
 //! A client that opens a connection and sends nothing, sends its headers a byte at a time, or
 //! stalls in the middle of a body is cut off; none of them holds a connection for long.
 
+use crate::config::HttpLimits;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -17,6 +18,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -61,7 +63,7 @@ impl Gate {
 
 /// A router that answers from the gate until it opens, then from the app behind it. A body
 /// must arrive within `body_timeout`.
-pub fn gated(gate: Arc<Gate>, body_timeout: Duration) -> Router {
+pub fn gated(gate: Arc<Gate>, body_timeout: Duration, limits: HttpLimits) -> Router {
     let service = tower::service_fn(move |req: Request<Body>| {
         let gate = gate.clone();
         async move {
@@ -72,26 +74,42 @@ pub fn gated(gate: Arc<Gate>, body_timeout: Duration) -> Router {
             Ok::<_, Infallible>(response)
         }
     });
-    Router::new().fallback_service(service).layer(
-        tower_http::timeout::RequestBodyTimeoutLayer::new(body_timeout),
-    )
+    Router::new()
+        .fallback_service(service)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::limits::check,
+        ))
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets requests in flight finish (within
 /// a bound). Headers must arrive within `header_timeout`, also for the next request of an
-/// idle keep-alive connection.
+/// idle keep-alive connection. At most `max_connections` are served at once; further ones
+/// wait in the listen backlog, so a flood of connections cannot exhaust descriptors.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
+    max_connections: usize,
     shutdown: CancellationToken,
 ) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -111,6 +129,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

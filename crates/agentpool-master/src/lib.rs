@@ -14,6 +14,7 @@
 //! - `prometheus`: the metrics recorder, and the gauges read from the registry at scrape time.
 //! - `startup`: reaching the registry and the store, with retries.
 //! - `http`: serving with read timeouts, and the 503 gate while startup waits.
+//! - `limits`: query length, JSON depth and read timeouts against hostile clients.
 //! - [`api`]: the axum routes, one file per resource, and `ApiError`.
 //! - [`error`]: the one error type, `MasterError`.
 
@@ -27,6 +28,7 @@ pub mod error;
 mod events;
 pub mod feed;
 mod http;
+mod limits;
 pub mod master;
 mod pools;
 mod prometheus;
@@ -56,11 +58,12 @@ pub async fn run(
     let addr = listener.local_addr()?;
     startup::private_dir(&config.data_dir)?;
     let gate = Arc::new(http::Gate::default());
-    let gated = http::gated(gate.clone(), config.http_body_timeout);
+    let gated = http::gated(gate.clone(), config.http_body_timeout, config.http_limits);
     let server = tokio::spawn(http::serve(
         listener,
         gated,
         config.http_header_timeout,
+        config.http_limits.max_connections,
         shutdown.clone(),
     ));
     gate.waiting_for(config.backend.as_str());

@@ -66,7 +66,7 @@ impl Default for TaskFilter {
 }
 
 /// A pool's tasks over a window, as `GET .../tasks/stats` answers it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TaskStats {
     pub window_secs: u64,
     /// Tasks created in the window, by where they stand now.
@@ -80,7 +80,7 @@ pub struct TaskStats {
     pub tasks_per_minute: f64,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StateCounts {
     pub queued: u64,
     pub running: u64,
@@ -103,7 +103,7 @@ impl StateCounts {
 }
 
 /// Nearest-rank percentiles: each is one of the measured values (`null` when there are none).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub p50: Option<u64>,
     pub p95: Option<u64>,

@@ -10,7 +10,7 @@ use serde_json::Value;
 ///
 /// The field names are the ones users read in the API, in `HGETALL agent:<id>` and in the
 /// store's columns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentSpec {
     pub agent_id: AgentId,
     pub pool_name: String,
@@ -64,7 +64,7 @@ impl AgentSpec {
 }
 
 /// An agent as the registry shows it: its spec, where it runs and how it is doing.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Agent {
     #[serde(flatten)]
     pub spec: AgentSpec,

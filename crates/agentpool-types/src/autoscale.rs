@@ -88,7 +88,7 @@ impl Autoscale {
 }
 
 /// A pool's autoscaling bounds as `/pools` shows them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AutoscaleView {
     pub min: u32,
     pub max: u32,

@@ -12,6 +12,7 @@
 //! - [`protocol`]: `Command` and `Event`, the JSON envelopes on the pub/sub channels.
 //! - [`placement`]: the pure placement choice both registries share.
 //! - [`restart`]: the pure restart decision (policy, intensity, backoff).
+//! - [`schema`]: OpenAPI schema parts whose limits are the constants the master checks.
 //! - [`stats`]: `PoolStats`, the `/pools` row.
 //! - [`worker`]: `WorkerConfig`, what the master tells a worker it starts.
 
@@ -24,6 +25,7 @@ pub mod pool;
 pub mod process;
 pub mod protocol;
 pub mod restart;
+pub mod schema;
 pub mod state;
 pub mod stats;
 pub mod task;

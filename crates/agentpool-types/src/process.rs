@@ -4,7 +4,7 @@ use crate::{ProcessId, ProcessState};
 use serde::{Deserialize, Serialize};
 
 /// One worker process as the registry shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerProcess {
     pub process_id: ProcessId,
     pub pool_name: String,

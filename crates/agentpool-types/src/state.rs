@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where an agent is in its life. `pending -> starting -> idle <-> busy -> stopping -> stopped`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
     /// Placed in a worker that has not started it yet.
@@ -51,7 +51,7 @@ impl AgentState {
 }
 
 /// Where a worker process is in its life. `starting -> running -> draining -> stopped`, or `dead`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessState {
     Starting,

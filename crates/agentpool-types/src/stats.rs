@@ -4,7 +4,7 @@ use crate::{Autoscale, AutoscaleView, TaskCounts};
 use serde::{Deserialize, Serialize};
 
 /// Whether a pool can take an agent right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PoolState {
     /// Has a free slot.
@@ -28,7 +28,7 @@ pub struct PoolCounts {
 }
 
 /// Statistics of one pool, with the field names users already read from `/pools`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolStats {
     pub pool_name: String,
     pub process_count: u64,

@@ -19,13 +19,19 @@ pub const DEFAULT_PRIORITY: u8 = 5;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Most attempts a task may ask for.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// Longest attempt a task may ask for, in seconds.
+pub const MAX_TASK_TIMEOUT_SECS: u64 = 86_400;
+/// Most tasks in one batch.
+pub const MAX_TASK_BATCH: usize = 1_000;
+/// Longest idempotency key of a task, in bytes.
+pub const MAX_TASK_KEY_LEN: usize = 255;
 /// First pause before a retry; it doubles with each further attempt.
 pub const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest pause before a retry.
 pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Where a task is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskState {
     /// Waiting for an agent (also between attempts).
@@ -56,7 +62,7 @@ impl TaskState {
 }
 
 /// What was submitted: fixed for the task's whole life.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskSpec {
     pub task_id: TaskId,
     pub pool_name: String,
@@ -79,46 +85,90 @@ pub struct TaskSpec {
 /// task of a batch); the master checks it and makes the [`TaskSpec`]. Numbers are `i64` so an
 /// out-of-range one gets the master's message naming the field and its range, not a decoding
 /// error.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
+    /// Any JSON value, handed to the agent; at most 1 MiB serialized.
     pub input: Value,
     /// 0-9; [`DEFAULT_PRIORITY`] when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = priority_schema)]
     pub priority: Option<i64>,
     /// 1-[`MAX_ATTEMPTS_LIMIT`]; [`DEFAULT_MAX_ATTEMPTS`] when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = attempts_schema)]
     pub max_attempts: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = timeout_schema)]
     pub timeout_secs: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = key_schema)]
     pub idempotency_key: Option<String>,
 }
 
+fn priority_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::schema::optional_int(
+        0,
+        MAX_PRIORITY.into(),
+        "0-9, 9 handed out first; 5 when absent",
+    )
+}
+
+fn attempts_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    crate::schema::optional_int(
+        1,
+        MAX_ATTEMPTS_LIMIT.into(),
+        "attempts before it fails; 3 when absent",
+    )
+}
+
+fn timeout_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    let most = MAX_TASK_TIMEOUT_SECS as i64;
+    crate::schema::optional_int(
+        1,
+        most,
+        "one attempt's limit in seconds; the handler's when absent",
+    )
+}
+
+fn key_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    let what = "submitting the same key to the same pool again answers the first task";
+    crate::schema::text(1, MAX_TASK_KEY_LEN, true, what)
+}
+
 /// `POST /pools/{pool}/tasks/batch`: up to 1,000 tasks in one request.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskBatch {
+    #[schema(schema_with = batch_schema)]
     pub tasks: Vec<TaskRequest>,
 }
 
+fn batch_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("TaskRequest"))
+        .min_items(Some(1))
+        .max_items(Some(MAX_TASK_BATCH))
+}
+
 /// `POST /pools/{pool}/broadcast`: one task per running agent, each of one attempt.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastRequest {
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = timeout_schema)]
     pub timeout_secs: Option<i64>,
 }
 
 /// Several tasks in the order they were given: the answer of a batch and of a broadcast.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskList {
     pub tasks: Vec<Task>,
 }
 
 /// A task as it stands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     #[serde(flatten)]
     pub spec: TaskSpec,
@@ -265,7 +315,9 @@ impl TaskChange {
 }
 
 /// A pool's circuit breaker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CircuitState {
     /// Tasks are handed out.
@@ -284,7 +336,7 @@ crate::text_enum!(CircuitState {
 });
 
 /// The queue's numbers for `/pools`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskCounts {
     pub queued_tasks: u64,
     pub running_tasks: u64,

@@ -63,6 +63,10 @@ struct FileConfig {
     reconcile_interval_ms: Option<u64>,
     http_header_timeout_ms: Option<u64>,
     http_body_timeout_ms: Option<u64>,
+    http_request_timeout_ms: Option<u64>,
+    http_max_connections: Option<usize>,
+    http_max_query_bytes: Option<usize>,
+    http_max_json_depth: Option<usize>,
     task_retention_days: Option<u64>,
     task_retention_count: Option<u64>,
     finished_task_ttl_secs: Option<u64>,
@@ -192,6 +196,13 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
         .http_header_timeout_ms
         .map_or(m.http_header_timeout, ms);
     m.http_body_timeout = file.http_body_timeout_ms.map_or(m.http_body_timeout, ms);
+    let limits = &mut m.http_limits;
+    limits.request_timeout = file
+        .http_request_timeout_ms
+        .map_or(limits.request_timeout, ms);
+    limits.max_connections = file.http_max_connections.unwrap_or(limits.max_connections);
+    limits.max_query_bytes = file.http_max_query_bytes.unwrap_or(limits.max_query_bytes);
+    limits.max_json_depth = file.http_max_json_depth.unwrap_or(limits.max_json_depth);
     let days = |d: u64| Duration::from_secs(d.saturating_mul(24 * 3600));
     m.task_retention = file.task_retention_days.map_or(m.task_retention, days);
     m.task_retention_count = file.task_retention_count.unwrap_or(m.task_retention_count);

@@ -372,9 +372,9 @@ async fn every_bad_input_gets_a_named_4xx_and_changes_nothing(backend: common::B
     }
 }
 
-both_backends!(a_full_pool_answers_503_and_places_nothing: a_full_pool_answers_503_and_places_nothing_redis, a_full_pool_answers_503_and_places_nothing_embedded);
+both_backends!(a_full_pool_answers_409_and_places_nothing: a_full_pool_answers_409_and_places_nothing_redis, a_full_pool_answers_409_and_places_nothing_embedded);
 
-async fn a_full_pool_answers_503_and_places_nothing(backend: common::Backend) {
+async fn a_full_pool_answers_409_and_places_nothing(backend: common::Backend) {
     let c = Cluster::start_on(backend, config(2, 1, ""), &[]).await;
     assert_eq!(spawn(&c.master, "p").await.0, 201);
 
@@ -384,7 +384,7 @@ async fn a_full_pool_answers_503_and_places_nothing(backend: common::Backend) {
         .master
         .post("/api/v1/pools/p/agents", json!({"count": 2}))
         .await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "pool_full");
     assert_eq!(
         c.snapshot().await,
@@ -395,7 +395,7 @@ async fn a_full_pool_answers_503_and_places_nothing(backend: common::Backend) {
     assert_eq!(spawn(&c.master, "p").await.0, 201);
     let before = c.snapshot().await;
     let (status, body) = spawn(&c.master, "p").await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "pool_full");
     assert!(body["error"]["message"].as_str().unwrap().contains("full"));
     assert_eq!(c.snapshot().await, before);

@@ -221,7 +221,7 @@ async fn a_drain_that_cannot_move_its_agents_puts_the_worker_back(backend: Backe
         .master
         .delete(&format!("/api/v1/processes/{worker}"))
         .await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "drain_incomplete", "{body}");
     assert!(
         body["error"]["message"]
@@ -280,7 +280,7 @@ async fn refused_spawns_leave_no_agent_rows() {
     assert_eq!(status, 201);
     for _ in 0..15 {
         let (status, body) = common::spawn(&c.master, "p").await;
-        assert_eq!(status, 503, "{body}");
+        assert_eq!(status, 409, "{body}");
         assert_eq!(body["error"]["code"], "pool_full", "{body}");
     }
     let url = format!("sqlite://{}?mode=ro", c.sqlite_path().display());

@@ -14,6 +14,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::openapi::schema::ObjectBuilder;
+use utoipa::{IntoParams, ToSchema};
 
 /// Most agents one bulk request may spawn.
 pub const MAX_BULK_SPAWN: u64 = 1_000;
@@ -22,54 +24,98 @@ pub const MAX_AGENT_NAME_LEN: usize = 128;
 /// Largest `config` object, serialized.
 pub const MAX_CONFIG_BYTES: usize = 16 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"pool": "developer", "name": "reviewer-1", "config": {"model": "small"}}))]
 pub struct SpawnBody {
+    #[schema(schema_with = pool_schema)]
     pool: String,
+    #[schema(schema_with = role_schema)]
     role: Option<String>,
+    #[schema(schema_with = name_schema)]
     name: Option<String>,
+    /// A JSON object handed to the agent's handler; at most 16 KiB serialized.
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
+    #[schema(schema_with = count_schema)]
     count: u64,
+    #[schema(schema_with = role_schema)]
     role: Option<String>,
+    /// A JSON object handed to each agent's handler; at most 16 KiB serialized.
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
 }
 
-#[derive(Deserialize)]
+fn pool_schema() -> ObjectBuilder {
+    agentpool_types::schema::text(1, MAX_NAME_LEN, false, "a configured pool")
+}
+
+fn role_schema() -> ObjectBuilder {
+    let what = "a-z, 0-9, '_' or '-'; the pool's role when absent";
+    agentpool_types::schema::text(1, MAX_NAME_LEN, true, what).pattern(Some("^[a-z0-9_-]+$"))
+}
+
+fn name_schema() -> ObjectBuilder {
+    let what = "no control or invisible formatting characters; role and id tail when absent";
+    agentpool_types::schema::text(1, MAX_AGENT_NAME_LEN, true, what)
+}
+
+fn count_schema() -> ObjectBuilder {
+    let what = "agents to spawn, at most what the pool can ever hold";
+    agentpool_types::schema::int(1, MAX_BULK_SPAWN as i64, what)
+}
+
+fn optional_count_schema() -> ObjectBuilder {
+    let what = "agents to stop, oldest first; or give `all=true`";
+    agentpool_types::schema::optional_int(1, MAX_BULK_SPAWN as i64, what)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SpawnQuery {
+    /// `false`: answer 202 at once instead of 201 when the agent runs.
     wait: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pool: Option<String>,
+    #[param(value_type = Option<AgentState>)]
     status: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TerminateQuery {
+    /// Let a running task finish first (the default).
     graceful: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BulkTerminateQuery {
+    #[param(schema_with = optional_count_schema)]
     count: Option<u64>,
     all: Option<bool>,
+    #[param(value_type = Option<AgentState>)]
     status: Option<String>,
     graceful: Option<bool>,
 }
 
 /// One entry of an agent's history.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventView {
     id: i64,
     agent_id: AgentId,
+    #[schema(value_type = String)]
     event: &'static str,
     detail: String,
     at: String,
@@ -87,6 +133,12 @@ impl From<AgentEvent> for EventView {
     }
 }
 
+/// Spawns one agent.
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", params(SpawnQuery),
+    request_body = SpawnBody,
+    responses((status = 201, description = "the agent runs", body = Agent),
+        (status = 202, description = "placed, starting (`wait=false`)", body = Agent),
+        (status = 409, description = "the idempotency key's first request failed", body = super::openapi::ErrorBody)))]
 pub async fn spawn(
     State(master): State<AppState>,
     key: IdempotencyKey,
@@ -119,6 +171,11 @@ pub async fn spawn(
     Ok((status, Json(agent)))
 }
 
+/// Spawns `count` agents into a pool.
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/agents", tag = "agents",
+    params(("pool" = String, Path, example = "developer")), request_body = BulkBody,
+    responses((status = 201, description = "they all run", body = Vec<Agent>),
+        (status = 409, description = "the idempotency key's first request failed", body = super::openapi::ErrorBody)))]
 pub async fn spawn_many(
     State(master): State<AppState>,
     key: IdempotencyKey,
@@ -171,6 +228,9 @@ pub async fn spawn_many(
 
 /// `DELETE /api/v1/pools/{pool}/agents?count=N|all=true[&status=S][&graceful=true]`: the
 /// oldest agents first.
+#[utoipa::path(delete, path = "/api/v1/pools/{pool}/agents", tag = "agents",
+    params(("pool" = String, Path, example = "developer"), BulkTerminateQuery),
+    responses((status = 200, description = "the agents stopped", body = Vec<Agent>)))]
 pub async fn terminate_many(
     State(master): State<AppState>,
     Path(pool): Path<String>,
@@ -199,6 +259,9 @@ pub async fn terminate_many(
     Ok(Json(stopped))
 }
 
+/// Lists agents.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(ListQuery),
+    responses((status = 200, description = "the agents", body = Vec<Agent>)))]
 pub async fn list(
     State(master): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -217,6 +280,9 @@ fn parse_status(status: Option<String>) -> Result<Option<AgentState>, ApiError> 
         .transpose()
 }
 
+/// One agent.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
+    responses((status = 200, description = "the agent", body = Agent)))]
 pub async fn show(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -224,6 +290,10 @@ pub async fn show(
     Ok(Json(master.agent(&agent_id(&id)?).await?))
 }
 
+/// Stops one agent.
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents",
+    params(("id" = String, Path), TerminateQuery),
+    responses((status = 200, description = "the agent, stopped", body = Agent)))]
 pub async fn terminate(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -236,6 +306,9 @@ pub async fn terminate(
 }
 
 /// An agent's history, oldest first. Served from the store, so it outlives the agent.
+#[utoipa::path(get, path = "/api/v1/agents/{id}/events", tag = "agents",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "its history", body = Vec<EventView>)))]
 pub async fn events(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -280,9 +353,9 @@ impl Fields {
         if let Some(role) = &self.role
             && !is_valid_name(role)
         {
-            return Err(ApiError::invalid(
-                "role: must be 1-64 characters of a-z, 0-9, '_' or '-'",
-            ));
+            return Err(ApiError::invalid(format!(
+                "role: must be 1-{MAX_NAME_LEN} characters of a-z, 0-9, '_' or '-'"
+            )));
         }
         if let Some(name) = &self.name
             && (name.is_empty()

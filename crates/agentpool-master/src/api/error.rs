@@ -78,7 +78,9 @@ impl From<MasterError> for ApiError {
             MasterError::UnknownProcess(_) => Self::not_found(Resource::Process, msg),
             MasterError::UnknownTask(_) => Self::not_found(Resource::Task, msg),
             MasterError::TaskNotFailed { .. } => Self::new(S::CONFLICT, "task_not_failed", msg),
-            MasterError::PoolFull { .. } => Self::new(S::SERVICE_UNAVAILABLE, "pool_full", msg),
+            // The request asks for more than the pool may hold now: a conflict with its state (its
+            // `max_processes`), not an outage of the master; retry after terminating agents.
+            MasterError::PoolFull { .. } => Self::new(S::CONFLICT, "pool_full", msg),
             MasterError::WorkerStart { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, "worker_start_failed", msg)
             }
@@ -88,9 +90,7 @@ impl From<MasterError> for ApiError {
             MasterError::AgentFailed { .. } => {
                 Self::new(S::INTERNAL_SERVER_ERROR, "agent_failed", msg)
             }
-            MasterError::DrainIncomplete { .. } => {
-                Self::new(S::SERVICE_UNAVAILABLE, "drain_incomplete", msg)
-            }
+            MasterError::DrainIncomplete { .. } => Self::new(S::CONFLICT, "drain_incomplete", msg),
             MasterError::DrainInProgress(_) => Self::new(S::CONFLICT, "drain_in_progress", msg),
             MasterError::IdempotencyConflict(_) => {
                 Self::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)

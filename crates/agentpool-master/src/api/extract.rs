@@ -2,7 +2,10 @@
 //! the same error shape as everything else.
 
 use super::error::ApiError;
+use crate::limits::{MaxJsonDepth, json_depth};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -12,6 +15,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = req.extensions().get::<MaxJsonDepth>().copied();
+        let (parts, body) = req.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        if let Some(MaxJsonDepth(max)) = limit
+            && json_depth(&bytes) > max
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "json_too_deep",
+                format!("the JSON body nests arrays and objects deeper than {max} levels"),
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
         Ok(Self(v))
     }

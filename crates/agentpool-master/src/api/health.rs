@@ -12,12 +12,16 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 use std::time::Duration;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+/// Without a token (when tokens are configured) only `status` is present.
+#[derive(Serialize, ToSchema)]
 pub struct Health {
     /// `ok`; `degraded` when a part is down; `starting` until the first restore round has
     /// reconciled the registry with the store.
+    #[schema(value_type = String)]
     status: &'static str,
+    #[schema(required = false)]
     master: MasterPart,
     /// Present in Redis mode.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -25,18 +29,21 @@ pub struct Health {
     /// Present in embedded mode: the registry in the master's memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     registry: Option<Part>,
+    #[schema(required = false)]
     database: DatabasePart,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MasterPart {
+    #[schema(value_type = String)]
     status: &'static str,
     pid: u32,
     workers: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Part {
+    #[schema(value_type = String)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<f64>,
@@ -44,8 +51,9 @@ struct Part {
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DatabasePart {
+    #[schema(value_type = String)]
     backend: &'static str,
     #[serde(flatten)]
     part: Part,
@@ -75,6 +83,9 @@ impl Part {
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "meta", security((), ("bearer" = [])),
+    responses((status = 200, description = "every part is up", body = Health),
+        (status = 503, description = "a part is down (`degraded`) or the master is starting", body = Health)))]
 pub async fn health(State(master): State<AppState>, caller: Option<Extension<Caller>>) -> Response {
     let report = master.health().await;
     let registry = Part::of(report.backend.as_str(), report.registry);

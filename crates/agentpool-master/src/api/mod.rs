@@ -10,6 +10,7 @@
 //! - `events`: the Server-Sent Events of everything that happens, with replay.
 //! - `metrics`: Prometheus metrics.
 //! - `dashboard`: the web page at `/`, its script and stylesheet, embedded at build time.
+//! - [`openapi`]: the OpenAPI document, derived from the handlers and body types.
 
 mod access;
 mod agents;
@@ -19,6 +20,7 @@ mod events;
 mod extract;
 mod health;
 mod metrics;
+pub mod openapi;
 mod pools;
 mod processes;
 mod task_events;
@@ -38,6 +40,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 /// Largest batch of tasks, in bytes.
 pub const MAX_BATCH_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// The spawn limits, for clients and tests that check the document against them.
+pub use agents::{MAX_AGENT_NAME_LEN, MAX_BULK_SPAWN};
+
 pub type AppState = Arc<Master>;
 
 /// The whole API as a router, so tests and `run` serve the same thing.
@@ -49,8 +54,9 @@ pub fn app(master: AppState) -> Router {
         .route("/", get(dashboard::index))
         .route(dashboard::SCRIPT_PATH, get(dashboard::script))
         .route(dashboard::STYLE_PATH, get(dashboard::style))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/agents", post(agents::spawn).get(agents::list))
-        .route("/api/v1/agents/pools", get(pools::list))
+        .route("/api/v1/agents/pools", get(pools::list_alias))
         .route(
             "/api/v1/agents/{id}",
             get(agents::show).delete(agents::terminate),

@@ -8,19 +8,24 @@ use agentpool_types::{ProcessId, WorkerProcess};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pool: Option<String>,
 }
 
 /// What a drain did.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Drained {
     process_id: ProcessId,
     moved_agents: usize,
 }
 
+/// Worker processes, of one pool or all.
+#[utoipa::path(get, path = "/api/v1/processes", tag = "processes", params(ListQuery),
+    responses((status = 200, description = "the workers", body = Vec<WorkerProcess>)))]
 pub async fn list(
     State(master): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -28,6 +33,11 @@ pub async fn list(
     Ok(Json(master.processes(q.pool.as_deref()).await?))
 }
 
+/// Moves a worker's agents elsewhere and stops it. Needs the `admin` scope.
+#[utoipa::path(delete, path = "/api/v1/processes/{id}", tag = "processes",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "drained and stopped", body = Drained),
+        (status = 409, description = "a drain of it is already under way", body = super::openapi::ErrorBody)))]
 pub async fn drain(
     State(master): State<AppState>,
     Path(id): Path<String>,

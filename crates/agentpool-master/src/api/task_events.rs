@@ -12,6 +12,10 @@ use futures::Stream;
 use std::convert::Infallible;
 use tokio::sync::broadcast;
 
+/// The task's Server-Sent Events: `task`, then `status` and `progress`, then `task` again.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, description = "an event stream that closes when the task ends",
+        content_type = "text/event-stream", body = super::openapi::StreamEvent)))]
 pub async fn events(
     State(master): State<AppState>,
     Path(id): Path<String>,

@@ -18,40 +18,65 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use std::time::Duration;
+use utoipa::IntoParams;
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 
 /// Largest task input, serialized.
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
-/// Most tasks in one batch.
-pub const MAX_BATCH: usize = 1_000;
+pub use agentpool_types::task::MAX_TASK_BATCH as MAX_BATCH;
 /// Longest `?wait=`.
 pub const MAX_WAIT_SECS: f64 = 300.0;
-/// Longest attempt a task may ask for.
-pub const MAX_TASK_TIMEOUT_SECS: u64 = 86_400;
-/// Longest idempotency key.
-pub const MAX_KEY_LEN: usize = 255;
+pub use agentpool_types::task::MAX_TASK_KEY_LEN as MAX_KEY_LEN;
+pub use agentpool_types::task::MAX_TASK_TIMEOUT_SECS;
 /// Most tasks one listing returns, and the default.
 pub const MAX_LIST: u32 = 1_000;
 pub const DEFAULT_LIST: u32 = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
+    #[param(schema_with = wait_schema)]
     wait: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pool: Option<String>,
+    #[param(value_type = Option<TaskState>)]
     status: Option<String>,
+    #[param(schema_with = limit_schema)]
     limit: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// A number and a unit, `s`, `m`, `h` or `d`, at most 30 days; `1h` when absent.
+    #[param(pattern = "^[0-9]+[smhd]$")]
     window: Option<String>,
+}
+
+fn wait_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(MAX_WAIT_SECS))
+        .description(Some("seconds to wait for the outcome, decimals allowed"))
+}
+
+fn limit_schema() -> ObjectBuilder {
+    let what = "most tasks returned, newest first";
+    agentpool_types::schema::optional_int(1, MAX_LIST.into(), what)
+        .default(Some(DEFAULT_LIST.into()))
 }
 
 /// `POST /api/v1/pools/{pool}/tasks`: 202 with the task; with `?wait=S`, 200 with it finished
 /// if it finished within S seconds; 200 with the existing task for a known idempotency key.
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/tasks", tag = "tasks",
+    params(("pool" = String, Path, example = "developer"), WaitQuery), request_body = TaskRequest,
+    responses((status = 202, description = "queued", body = Task),
+        (status = 200, description = "finished within `wait`, or known by its idempotency key", body = Task)))]
 pub async fn submit(
     State(master): State<AppState>,
     Path(pool): Path<String>,
@@ -64,6 +89,10 @@ pub async fn submit(
 }
 
 /// `POST /api/v1/agents/{id}/tasks`: the same, run by that agent only.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/tasks", tag = "tasks",
+    params(("id" = String, Path), WaitQuery), request_body = TaskRequest,
+    responses((status = 202, description = "queued for that agent", body = Task),
+        (status = 200, description = "finished within `wait`, or known by its idempotency key", body = Task)))]
 pub async fn ask(
     State(master): State<AppState>,
     Path(agent): Path<String>,
@@ -97,6 +126,9 @@ async fn one(
 }
 
 /// `POST /api/v1/pools/{pool}/tasks/batch`: 1-1000 tasks in one store transaction.
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/tasks/batch", tag = "tasks",
+    params(("pool" = String, Path, example = "developer")), request_body = TaskBatch,
+    responses((status = 202, description = "all queued", body = TaskList)))]
 pub async fn batch(
     State(master): State<AppState>,
     Path(pool): Path<String>,
@@ -122,6 +154,10 @@ pub async fn batch(
 }
 
 /// `POST /api/v1/pools/{pool}/broadcast`: one task per running agent of the pool.
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/broadcast", tag = "tasks",
+    params(("pool" = String, Path, example = "developer"), WaitQuery), request_body = BroadcastRequest,
+    responses((status = 202, description = "queued, one per running agent", body = TaskList),
+        (status = 200, description = "all finished within `wait`", body = TaskList)))]
 pub async fn broadcast(
     State(master): State<AppState>,
     Path(pool): Path<String>,
@@ -153,6 +189,9 @@ pub async fn broadcast(
     Ok((status, Json(TaskList { tasks: done.tasks })))
 }
 
+/// One task.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, description = "the task", body = Task)))]
 pub async fn show(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -161,6 +200,8 @@ pub async fn show(
 }
 
 /// `GET /api/v1/tasks?pool=&status=&limit=`: newest first.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListQuery),
+    responses((status = 200, description = "the tasks", body = Vec<Task>)))]
 pub async fn list(
     State(master): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -187,6 +228,9 @@ pub async fn list(
     Ok(Json(master.tasks(filter).await?))
 }
 
+/// Cancels a task that has not finished.
+#[utoipa::path(delete, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, description = "the task", body = Task)))]
 pub async fn cancel(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -194,6 +238,10 @@ pub async fn cancel(
     Ok(Json(master.cancel_task(&task_id(&id)?).await?))
 }
 
+/// Queues a failed task again.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, description = "the task, queued", body = Task),
+        (status = 409, description = "the task has not failed", body = super::openapi::ErrorBody)))]
 pub async fn retry(
     State(master): State<AppState>,
     Path(id): Path<String>,
@@ -202,6 +250,9 @@ pub async fn retry(
 }
 
 /// `GET /api/v1/pools/{pool}/stats?window=1h`.
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/stats", tag = "tasks",
+    params(("pool" = String, Path, example = "developer"), StatsQuery),
+    responses((status = 200, description = "the pool's tasks over the window", body = TaskStats)))]
 pub async fn stats(
     State(master): State<AppState>,
     Path(pool): Path<String>,
@@ -243,7 +294,9 @@ fn parse_window(raw: &str) -> Result<Duration, ApiError> {
             quoted(raw)
         ))
     };
-    let (num, unit) = raw.split_at(raw.len().saturating_sub(1));
+    // The unit is the last character, which may be several bytes long in a hostile query.
+    let split = raw.char_indices().last().map_or(0, |(i, _)| i);
+    let (num, unit) = raw.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => n,
