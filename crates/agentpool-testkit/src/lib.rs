@@ -5,7 +5,8 @@
 //! - [`tempdir`]: `TempDir`, a unique scratch directory removed on drop.
 //! - [`procs`]: `/proc` scanning for stray worker processes (`worker_pids`) and killing them.
 //! - `server`: `Server`, the one owner of a server child (`redis-server`, `pgbouncer`): start with a readiness wait, kill, restart on the same port.
-//! - [`redis_server`]: `TestRedis`, a private `redis-server` per test that can be stopped and restarted.
+//! - [`redis_server`]: `TestRedis`, a private `redis-server` per test that can be stopped and restarted, optionally TLS-only or with ACL users (`RedisOptions`).
+//! - [`tls`]: `TestCerts`, a fresh CA and a server certificate it signs, as PEM files.
 //! - [`snapshot`]: `redis_snapshot`, every key of a Redis with its type and content, heartbeats optionally left out.
 //! - [`postgres`]: `TestPostgres`, a fresh database per test on the local PostgreSQL, dropped on drop.
 //! - [`pgbouncer`]: `TestPgBouncer`, a real pgbouncer (session mode) in front of one, stoppable and restartable.
@@ -20,6 +21,7 @@ pub mod redis_server;
 mod server;
 pub mod snapshot;
 pub mod tempdir;
+pub mod tls;
 pub mod wait;
 
 pub use master::{MasterOptions, TestMaster};
@@ -27,7 +29,8 @@ pub use net::free_port;
 pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
 pub use procs::worker_pids;
-pub use redis_server::TestRedis;
+pub use redis_server::{RedisOptions, TestRedis};
 pub use snapshot::{Heartbeats, redis_snapshot};
 pub use tempdir::TempDir;
+pub use tls::TestCerts;
 pub use wait::{wait_for, wait_until};

@@ -27,6 +27,10 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_PGBOUNCER_URL: &str = "PGBOUNCER_URL";
 /// One admin token for the API, given in the environment instead of a tokens file.
 pub const ENV_API_TOKEN: &str = "AGENTPOOL_API_TOKEN";
+/// CA certificate (PEM) for a `rediss://` Redis; overrides `[redis] ca_file`.
+pub const ENV_REDIS_CA_FILE: &str = "AGENTPOOL_REDIS_CA_FILE";
+/// The Redis URL workers get (their own ACL user); overrides `[redis] worker_url`.
+pub const ENV_WORKER_REDIS_URL: &str = "AGENTPOOL_WORKER_REDIS_URL";
 /// The tokens file used when `auth.tokens_file` is not set, inside the data directory.
 pub const DEFAULT_TOKENS_FILE: &str = "tokens.toml";
 
@@ -53,6 +57,8 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthConfig,
     #[serde(default)]
+    redis: RedisConfig,
+    #[serde(default)]
     pools: Vec<PoolSpec>,
 }
 
@@ -62,6 +68,16 @@ struct FileConfig {
 struct AuthConfig {
     /// Hashes of the API tokens [default: `<data_dir>/tokens.toml`, used if it exists].
     tokens_file: Option<PathBuf>,
+}
+
+/// `[redis]`: how to trust Redis, and the workers' own connection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisConfig {
+    /// CA certificate (PEM) a `rediss://` Redis is verified with [default: the system roots].
+    ca_file: Option<PathBuf>,
+    /// The URL workers connect with, e.g. as a less privileged ACL user [default: `redis_url`].
+    worker_url: Option<String>,
 }
 
 /// What `serve` runs with.
@@ -157,6 +173,12 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
     let mut m = MasterConfig::new(&redis_url, exe, file.pools);
     m.backend = backend;
     m.key_prefix = file.key_prefix.unwrap_or_default();
+    // Absolute, since workers may not share the master's working directory.
+    m.redis_ca_file = env(ENV_REDIS_CA_FILE)
+        .map(PathBuf::from)
+        .or(file.redis.ca_file)
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
+    m.worker_redis_url = env(ENV_WORKER_REDIS_URL).or(file.redis.worker_url);
     m.data_dir = data_dir(file.data_dir.clone());
     let ms = Duration::from_millis;
     m.heartbeat_interval = file.heartbeat_interval_ms.map_or(m.heartbeat_interval, ms);
