@@ -9,6 +9,7 @@
 //! - [`tls`]: `TestCerts`, a fresh CA and a server certificate it signs, as PEM files.
 //! - [`snapshot`]: `redis_snapshot`, every key of a Redis with its type and content, heartbeats optionally left out.
 //! - [`postgres`]: `TestPostgres`, a fresh database per test on the local PostgreSQL, dropped on drop.
+//! - [`postgres_tls`]: `TestPostgresTls`, a private PostgreSQL cluster with `ssl = on` and a test CA.
 //! - [`pgbouncer`]: `TestPgBouncer`, a real pgbouncer (session mode) in front of one, stoppable and restartable.
 //! - [`master`]: `TestMaster`, the real `agentpool serve` binary as a child process, with JSON HTTP helpers.
 
@@ -16,6 +17,7 @@ pub mod master;
 pub mod net;
 pub mod pgbouncer;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod procs;
 pub mod redis_server;
 mod server;
@@ -28,6 +30,7 @@ pub use master::{MasterOptions, TestMaster};
 pub use net::free_port;
 pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
+pub use postgres_tls::TestPostgresTls;
 pub use procs::worker_pids;
 pub use redis_server::{RedisOptions, TestRedis};
 pub use snapshot::{Heartbeats, redis_snapshot};
