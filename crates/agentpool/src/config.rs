@@ -321,6 +321,18 @@ mod tests {
     }
 
     #[test]
+    fn the_redis_table_names_the_ca_and_the_workers_url() {
+        let text = "[redis]\nca_file = \"ca.pem\"\nworker_url = \"rediss://w:pw@h:6380\"";
+        let file: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(file.redis.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            file.redis.worker_url.as_deref(),
+            Some("rediss://w:pw@h:6380")
+        );
+        assert!(toml::from_str::<FileConfig>("[redis]\ncafile = \"x\"").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
     }
