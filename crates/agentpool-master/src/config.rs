@@ -1,6 +1,7 @@
 //! The master's settings, as plain data. The binary reads the file and the environment and
 //! fills this in; nothing in this crate reads the environment.
 
+use agentpool_registry::redis::RedisTarget;
 use agentpool_types::{PoolSpec, TaskRules};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +95,11 @@ pub enum StoreConfig {
 pub struct MasterConfig {
     pub backend: Backend,
     pub redis_url: String,
+    /// CA certificate (PEM) that a `rediss://` Redis is verified with, by the master and its
+    /// workers; the system's roots when unset.
+    pub redis_ca_file: Option<PathBuf>,
+    /// The Redis URL workers use (their own ACL user, say); `redis_url` when unset.
+    pub worker_redis_url: Option<String>,
     /// Put in front of every Redis key, so several clusters can share one Redis.
     pub key_prefix: String,
     /// Worker logs go to `<data_dir>/logs`.
@@ -153,10 +159,18 @@ impl MasterConfig {
         dir.join(SOCKET_FILE)
     }
 
+    /// The master's Redis: its URL and CA file.
+    pub fn redis_target(&self) -> Result<RedisTarget, agentpool_registry::RegistryError> {
+        RedisTarget::new(&self.redis_url, self.redis_ca_file.as_deref())
+    }
+
     /// What workers are told to connect to.
     pub fn control_url(&self) -> String {
         match self.backend {
-            Backend::Redis => self.redis_url.clone(),
+            Backend::Redis => self
+                .worker_redis_url
+                .clone()
+                .unwrap_or_else(|| self.redis_url.clone()),
             Backend::Embedded => agentpool_registry::embedded::socket_url(&self.socket_path()),
         }
     }
@@ -166,6 +180,8 @@ impl MasterConfig {
         Self {
             backend: Backend::Redis,
             redis_url: redis_url.to_owned(),
+            redis_ca_file: None,
+            worker_redis_url: None,
             key_prefix: String::new(),
             data_dir: PathBuf::from("data"),
             worker_exe,

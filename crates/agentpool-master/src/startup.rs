@@ -8,7 +8,6 @@ use agentpool_registry::embedded::{EmbeddedRegistry, EmbeddedServer};
 use agentpool_registry::redis::RedisRegistry;
 use agentpool_registry::{Registry, RegistryError};
 use agentpool_store::{Store, StoreError, connect_postgres, connect_sqlite};
-use agentpool_types::mask_url;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -51,9 +50,10 @@ pub async fn registry(
 ) -> Result<Option<(Arc<dyn Registry>, Option<EmbeddedServer>)>, MasterError> {
     match config.backend {
         Backend::Redis => {
-            let url = mask_url(&config.redis_url);
+            let target = config.redis_target()?;
+            let url = target.masked_url().to_owned();
             let connected = retry(shutdown, "redis", || async {
-                match RedisRegistry::connect(&config.redis_url, &config.key_prefix).await {
+                match RedisRegistry::connect_to(&target, &config.key_prefix).await {
                     Ok(r) => Ok(Ok(r)),
                     // The error names the (masked) URL already.
                     Err(RegistryError::Unavailable(e)) => Err(e),

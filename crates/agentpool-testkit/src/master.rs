@@ -54,6 +54,17 @@ impl TestMaster {
     /// past its startup.
     /// Panics with the tail of `master.log` if the master exits or never answers.
     pub async fn start(opts: MasterOptions) -> TestMaster {
+        Self::start_until(opts, Ready::PastStartup).await
+    }
+
+    /// Like [`TestMaster::start`], but returns as soon as `GET /health` answers at all, also
+    /// with 503 `starting` while the master waits for Redis or the database: for tests of a
+    /// master that cannot reach them.
+    pub async fn start_answering(opts: MasterOptions) -> TestMaster {
+        Self::start_until(opts, Ready::Answering).await
+    }
+
+    async fn start_until(opts: MasterOptions, until: Ready) -> TestMaster {
         let dir = TempDir::new("master");
         let config = dir.path().join("config.toml");
         std::fs::write(&config, &opts.config_toml).expect("write master config");
@@ -73,7 +84,7 @@ impl TestMaster {
         };
         for attempt in 1..=ATTEMPTS {
             master.port = free_port();
-            let Err(status) = master.launch(&opts, &config).await else {
+            let Err(status) = master.launch(&opts, &config, until).await else {
                 return master;
             };
             let log = master.log();
@@ -94,6 +105,7 @@ impl TestMaster {
         &mut self,
         opts: &MasterOptions,
         config: &std::path::Path,
+        until: Ready,
     ) -> Result<(), ExitStatus> {
         let log = File::create(self.log_path()).expect("create master.log");
         let mut cmd = Command::new(&opts.bin);
@@ -127,7 +139,7 @@ impl TestMaster {
             async move {
                 match exited {
                     Some(status) => Some(Err(status)),
-                    None => ready(req).await.then_some(Ok(())),
+                    None => ready(req, until).await.then_some(Ok(())),
                 }
             }
         })
@@ -265,14 +277,23 @@ impl Drop for TestMaster {
     }
 }
 
-/// Whether `/health` answers as a master past its startup: while it waits for Redis or the
+/// What [`TestMaster`] waits for after spawning the master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ready {
+    /// `/health` answers as a master past its startup.
+    PastStartup,
+    /// `/health` answers at all.
+    Answering,
+}
+
+/// Whether `/health` answers as `until` asks: while the master waits for Redis or the
 /// database it answers `{"status": "starting"}`.
-async fn ready(req: reqwest::RequestBuilder) -> bool {
+async fn ready(req: reqwest::RequestBuilder, until: Ready) -> bool {
     let Ok(resp) = req.send().await else {
         return false;
     };
     let body: Value = resp.json().await.unwrap_or(Value::Null);
-    body["status"] != "starting"
+    until == Ready::Answering || body["status"] != "starting"
 }
 
 /// JSON if the body parses, `Null` if it is empty, otherwise the raw text as a JSON string.

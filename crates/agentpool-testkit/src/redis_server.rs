@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::server::{Server, ServerKind};
 use crate::tempdir::TempDir;
+use crate::tls::TestCerts;
 
 /// How long a test's own Redis commands may take to answer.
 const TEST_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,9 +17,23 @@ pub struct TestRedis {
     server: Server<Redis>,
 }
 
+/// How a [`TestRedis`] is set up beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// Serve TLS only (`--port 0 --tls-port`), with a fresh CA and server certificate.
+    pub tls: bool,
+    /// The default user's password (`requirepass`); [`TestRedis::url`] carries it.
+    pub password: Option<String>,
+    /// Extra `redis.conf` lines, such as `user <name> on >pw ~key:* +get`.
+    pub conf: Vec<String>,
+}
+
 /// How the testkit runs redis-server.
 #[derive(Debug)]
-struct Redis;
+struct Redis {
+    certs: Option<TestCerts>,
+    password: Option<String>,
+}
 
 impl ServerKind for Redis {
     fn name(&self) -> &'static str {
@@ -27,33 +42,115 @@ impl ServerKind for Redis {
 
     fn command(&self, port: u16, dir: &Path) -> Command {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        cmd.arg(dir.join(CONF_FILE))
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir);
+        match &self.certs {
+            None => cmd.args(["--port", &port.to_string()]),
+            Some(c) => cmd
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&c.cert_file)
+                .arg("--tls-key-file")
+                .arg(&c.key_file)
+                .arg("--tls-ca-cert-file")
+                .arg(&c.ca_file)
+                .args(["--tls-auth-clients", "no"]),
+        };
         cmd
     }
 
     async fn ready(&self, port: u16) -> bool {
-        ping(&url(port)).await
+        ping(&self.client(port)).await
     }
 }
 
-fn url(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}")
+/// Where the extra configuration goes, in the server's directory.
+const CONF_FILE: &str = "redis.conf";
+
+impl Redis {
+    fn url(&self, port: u16) -> String {
+        let scheme = if self.certs.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{auth}127.0.0.1:{port}")
+    }
+
+    /// A client of `url`, trusting the test CA when the server speaks TLS.
+    fn client_of(&self, url: &str) -> redis::Client {
+        match &self.certs {
+            None => redis::Client::open(url).expect("valid redis url"),
+            Some(c) => {
+                let root = std::fs::read(&c.ca_file).expect("read test CA");
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                };
+                redis::Client::build_with_tls(url, certs).expect("valid rediss url")
+            }
+        }
+    }
+
+    fn client(&self, port: u16) -> redis::Client {
+        self.client_of(&self.url(port))
+    }
 }
 
 impl TestRedis {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> TestRedis {
+        Self::start_with(RedisOptions::default()).await
+    }
+
+    /// Starts a server set up as `opts` says and waits until it answers PING.
+    pub async fn start_with(opts: RedisOptions) -> TestRedis {
+        let dir = TempDir::new("redis");
+        let mut conf = opts.conf.join("\n");
+        if let Some(pw) = &opts.password {
+            conf = format!("requirepass {pw}\n{conf}");
+        }
+        std::fs::write(dir.path().join(CONF_FILE), conf + "\n").expect("write redis.conf");
+        let certs = opts.tls.then(|| TestCerts::generate(dir.path()));
+        let kind = Redis {
+            certs,
+            password: opts.password,
+        };
         TestRedis {
-            server: Server::start(Redis, TempDir::new("redis")).await,
+            server: Server::start(kind, dir).await,
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS, with the password if one is set).
     pub fn url(&self) -> String {
-        url(self.port())
+        self.server.kind().url(self.port())
+    }
+
+    /// The same server as `user`: `redis[s]://user:password@127.0.0.1:<port>`.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        let scheme = if self.is_tls() { "rediss" } else { "redis" };
+        format!("{scheme}://{user}:{password}@127.0.0.1:{}", self.port())
+    }
+
+    /// The CA certificate file clients must trust; `None` without TLS.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.server
+            .kind()
+            .certs
+            .as_ref()
+            .map(|c| c.ca_file.as_path())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.server.kind().certs.is_some()
     }
 
     pub fn port(&self) -> u16 {
@@ -65,8 +162,14 @@ impl TestRedis {
         self.server.pid().expect("TestRedis is stopped") as i32
     }
 
+    /// A client as the default user (trusting the test CA when the server speaks TLS).
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("valid redis url")
+        self.server.kind().client(self.port())
+    }
+
+    /// A client of another URL of this server (another user's), trusting its CA.
+    pub fn client_of(&self, url: &str) -> redis::Client {
+        self.server.kind().client_of(url)
     }
 
     /// A connection for the test itself. redis-rs gives up on an answer after 500 ms by
@@ -92,10 +195,7 @@ impl TestRedis {
     }
 }
 
-async fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
+async fn ping(client: &redis::Client) -> bool {
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
         return false;
     };
@@ -123,7 +223,7 @@ mod tests {
         assert_eq!(v, "v");
 
         redis.stop();
-        assert!(!ping(&redis.url()).await, "stopped redis still answers");
+        assert!(!ping(&redis.client()).await, "stopped redis still answers");
         assert!(
             redis
                 .client()
@@ -144,10 +244,10 @@ mod tests {
     #[tokio::test]
     async fn drop_kills_the_server() {
         let redis = TestRedis::start().await;
-        let url = redis.url();
+        let client = redis.client();
         let pid = redis.pid();
         drop(redis);
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
-        assert!(!ping(&url).await);
+        assert!(!ping(&client).await);
     }
 }

@@ -75,6 +75,10 @@ impl<K: ServerKind> Server<K> {
         self.port
     }
 
+    pub(crate) fn kind(&self) -> &K {
+        &self.kind
+    }
+
     /// Pid of the running server; `None` once killed.
     pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -18,6 +18,10 @@ pub struct WorkerConfig {
     pub process_id: ProcessId,
     /// Where the registry is: a `redis://` URL, or `unix:///…` for the embedded registry.
     pub control_url: String,
+    /// For a `rediss://` control URL: the CA certificate (PEM) to verify Redis with, instead of
+    /// the system's roots.
+    #[serde(default)]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     pub key_prefix: String,
     pub heartbeat_interval_ms: u64,
     /// How long agents get to stop on shutdown before they are aborted.

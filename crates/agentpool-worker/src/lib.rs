@@ -26,7 +26,7 @@ pub use error::WorkerError;
 
 use agentpool_registry::ControlPlane;
 use agentpool_registry::embedded::{SocketControlPlane, is_embedded_url};
-use agentpool_registry::redis::RedisControlPlane;
+use agentpool_registry::redis::{RedisControlPlane, RedisTarget};
 use agentpool_types::{Event, EventKind, ProcessState, WorkerConfig, WorkerProcess};
 use host::AgentHost;
 use std::sync::Arc;
@@ -126,9 +126,13 @@ async fn connect(config: &WorkerConfig) -> Result<Arc<dyn ControlPlane>, WorkerE
                 .await
                 .map(|c| Arc::new(c) as _)
         } else {
-            RedisControlPlane::connect(url, &config.key_prefix)
-                .await
-                .map(|c| Arc::new(c) as _)
+            match RedisTarget::new(url, config.redis_ca_file.as_deref()) {
+                Ok(target) => RedisControlPlane::connect_to(&target, &config.key_prefix)
+                    .await
+                    .map(|c| Arc::new(c) as _),
+                // A bad URL or CA file does not get better by retrying.
+                Err(e) => return Err(e.into()),
+            }
         };
         match attempt {
             Ok(c) => return Ok(c),

@@ -38,7 +38,7 @@ pub async fn run(args: CleanupArgs) -> Result<()> {
     match m.backend {
         Backend::Redis => {
             let url = mask_url(&m.redis_url);
-            let registry = RedisRegistry::connect(&m.redis_url, &m.key_prefix)
+            let registry = RedisRegistry::connect_to(&m.redis_target()?, &m.key_prefix)
                 .await
                 .with_context(|| format!("cannot reach redis at {url}"))?;
             let stale = registry.stale(m.heartbeat_timeout).await?;

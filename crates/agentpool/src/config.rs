@@ -43,6 +43,11 @@ pub fn log_format(
             .with_context(|| format!("{ENV_LOG_FORMAT}={text:?}: expected human or json")),
     }
 }
+
+/// CA certificate (PEM) for a `rediss://` Redis; overrides `[redis] ca_file`.
+pub const ENV_REDIS_CA_FILE: &str = "AGENTPOOL_REDIS_CA_FILE";
+/// The Redis URL workers get (their own ACL user); overrides `[redis] worker_url`.
+pub const ENV_WORKER_REDIS_URL: &str = "AGENTPOOL_WORKER_REDIS_URL";
 /// The tokens file used when `auth.tokens_file` is not set, inside the data directory.
 pub const DEFAULT_TOKENS_FILE: &str = "tokens.toml";
 
@@ -73,6 +78,8 @@ struct FileConfig {
     #[serde(default)]
     auth: AuthConfig,
     #[serde(default)]
+    redis: RedisConfig,
+    #[serde(default)]
     pools: Vec<PoolSpec>,
 }
 
@@ -82,6 +89,16 @@ struct FileConfig {
 struct AuthConfig {
     /// Hashes of the API tokens [default: `<data_dir>/tokens.toml`, used if it exists].
     tokens_file: Option<PathBuf>,
+}
+
+/// `[redis]`: how to trust Redis, and the workers' own connection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisConfig {
+    /// CA certificate (PEM) a `rediss://` Redis is verified with [default: the system roots].
+    ca_file: Option<PathBuf>,
+    /// The URL workers connect with, e.g. as a less privileged ACL user [default: `redis_url`].
+    worker_url: Option<String>,
 }
 
 /// What `serve` runs with.
@@ -177,6 +194,12 @@ pub fn load(flags: &Flags<'_>) -> Result<ServeConfig> {
     let mut m = MasterConfig::new(&redis_url, exe, file.pools);
     m.backend = backend;
     m.key_prefix = file.key_prefix.unwrap_or_default();
+    // Absolute, since workers may not share the master's working directory.
+    m.redis_ca_file = env(ENV_REDIS_CA_FILE)
+        .map(PathBuf::from)
+        .or(file.redis.ca_file)
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
+    m.worker_redis_url = env(ENV_WORKER_REDIS_URL).or(file.redis.worker_url);
     m.data_dir = data_dir(file.data_dir.clone());
     let ms = Duration::from_millis;
     m.heartbeat_interval = file.heartbeat_interval_ms.map_or(m.heartbeat_interval, ms);
@@ -323,6 +346,18 @@ mod tests {
             })
             .collect();
         assert_eq!(handlers, ["echo", "exec", "exec", "http"]);
+    }
+
+    #[test]
+    fn the_redis_table_names_the_ca_and_the_workers_url() {
+        let text = "[redis]\nca_file = \"ca.pem\"\nworker_url = \"rediss://w:pw@h:6380\"";
+        let file: FileConfig = toml::from_str(text).unwrap();
+        assert_eq!(file.redis.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            file.redis.worker_url.as_deref(),
+            Some("rediss://w:pw@h:6380")
+        );
+        assert!(toml::from_str::<FileConfig>("[redis]\ncafile = \"x\"").is_err());
     }
 
     #[test]

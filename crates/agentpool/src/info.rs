@@ -3,6 +3,7 @@
 
 use crate::cli::table::Table;
 use crate::config::{self, BackendChoice, Flags};
+use agentpool_master::MasterConfig;
 use agentpool_master::config::Backend;
 use agentpool_registry::Registry;
 use agentpool_registry::redis::RedisRegistry;
@@ -39,7 +40,7 @@ pub async fn run(args: InfoArgs) -> Result<()> {
     out += &format!("mode:      {mode} ({})\n", cfg.backend_reason);
     out += &format!(
         "redis:     {}\n",
-        redis_line(m.backend, &m.redis_url, &m.key_prefix).await
+        redis_line(m.backend, m, &m.key_prefix).await
     );
     out += &format!("store:     {}\n", m.store);
     out += &format!("data dir:  {}\n", m.data_dir.display());
@@ -74,16 +75,20 @@ pub async fn run(args: InfoArgs) -> Result<()> {
 
 /// The Redis `serve` would use and whether it answers; in embedded mode it uses none, so
 /// none is probed (a Redis at the default address would only mislead).
-async fn redis_line(backend: Backend, url: &str, prefix: &str) -> String {
+async fn redis_line(backend: Backend, m: &MasterConfig, prefix: &str) -> String {
     match backend {
         Backend::Embedded => "not used (embedded mode)".to_owned(),
-        Backend::Redis => format!("{} ({})", mask_url(url), redis_status(url, prefix).await),
+        Backend::Redis => format!(
+            "{} ({})",
+            mask_url(&m.redis_url),
+            redis_status(m, prefix).await
+        ),
     }
 }
 
-async fn redis_status(url: &str, prefix: &str) -> String {
+async fn redis_status(m: &MasterConfig, prefix: &str) -> String {
     let probe = async {
-        let r = RedisRegistry::connect(url, prefix).await?;
+        let r = RedisRegistry::connect_to(&m.redis_target()?, prefix).await?;
         r.ping().await
     };
     match tokio::time::timeout(REDIS_PROBE_TIMEOUT, probe).await {

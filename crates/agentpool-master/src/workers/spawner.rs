@@ -47,6 +47,7 @@ pub fn spawn(config: &MasterConfig, pool: &PoolSpec, id: &ProcessId) -> std::io:
         pool: pool.clone(),
         process_id: id.clone(),
         control_url: config.control_url(),
+        redis_ca_file: config.redis_ca_file.clone(),
         key_prefix: config.key_prefix.clone(),
         heartbeat_interval_ms: millis(config.heartbeat_interval),
         grace_ms: millis(config.shutdown_grace),

@@ -1,6 +1,6 @@
 //! The worker's side of the Redis registry.
 
-use super::{Keys, connect, hash, invoke, scripts, subscribe_json};
+use super::{Keys, RedisTarget, connect, hash, invoke, scripts, subscribe_json};
 use crate::{
     BoxFuture, ControlPlane, Finished, Heartbeat, Holding, Hosted, Ready, RegistryError, Result,
     StatusWrite,
@@ -16,17 +16,22 @@ use tokio::sync::mpsc;
 
 /// The registry in Redis, as a worker uses it.
 pub struct RedisControlPlane {
-    url: String,
+    target: RedisTarget,
     keys: Keys,
     conn: ConnectionManager,
 }
 
 impl RedisControlPlane {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Self::connect_to(&RedisTarget::new(url, None)?, prefix).await
+    }
+
+    /// Connects to `target` (a `rediss://` URL with its CA, for one).
+    pub async fn connect_to(target: &RedisTarget, prefix: &str) -> Result<Self> {
         Ok(Self {
-            url: url.to_owned(),
+            target: target.clone(),
             keys: Keys::new(prefix),
-            conn: connect(url, None).await?,
+            conn: connect(target, None).await?,
         })
     }
 }
@@ -232,6 +237,6 @@ impl ControlPlane for RedisControlPlane {
             self.keys.process_commands(id),
             self.keys.pool_commands(pool),
         ];
-        Box::pin(subscribe_json(&self.url, channels, false))
+        Box::pin(subscribe_json(&self.target, channels, false))
     }
 }

@@ -24,6 +24,7 @@ use crate::{RegistryError, Result};
 use agentpool_types::mask_url;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -38,20 +39,66 @@ const SUBSCRIBER_PING: Duration = Duration::from_millis(500);
 /// Ceiling of the reconnect backoff, so service resumes soon after Redis returns.
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
 
+/// Where Redis is and how to trust it: the URL (`redis://` or `rediss://`, which may carry a
+/// user and password) and, for `rediss://`, a CA certificate file (PEM) to verify the server
+/// with instead of the system's roots.
+#[derive(Clone)]
+pub struct RedisTarget {
+    client: redis::Client,
+    /// The URL with its password masked, for messages.
+    masked: String,
+}
+
+impl RedisTarget {
+    /// Parses `url` and reads `ca_file`; fails on a bad URL or an unreadable CA file (neither
+    /// gets better by retrying).
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self> {
+        let masked = mask_url(url);
+        let info = url
+            .into_connection_info()
+            .map_err(|e| RegistryError::Config(format!("bad redis URL {masked}: {e}")))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(settings);
+        let client = match ca_file {
+            None => redis::Client::open(info)?,
+            Some(path) if !url.starts_with("rediss://") => {
+                return Err(RegistryError::Config(format!(
+                    "a redis CA file ({}) is set but the redis URL {masked} is not rediss://",
+                    path.display()
+                )));
+            }
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    RegistryError::Config(format!(
+                        "cannot read the redis CA file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs)?
+            }
+        };
+        Ok(Self { client, masked })
+    }
+
+    /// The URL with its password masked.
+    pub fn masked_url(&self) -> &str {
+        &self.masked
+    }
+}
+
 /// Opens a self-healing connection. With `push`, pub/sub messages arrive on that channel and
 /// subscriptions are renewed after every reconnect.
 async fn connect(
-    url: &str,
+    target: &RedisTarget,
     push: Option<mpsc::UnboundedSender<PushInfo>>,
 ) -> Result<ConnectionManager> {
-    let info = url
-        .into_connection_info()
-        .map_err(|e| RegistryError::Config(format!("bad redis URL {}: {e}", mask_url(url))))?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
     let mut config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -60,9 +107,9 @@ async fn connect(
     if let Some(push) = push {
         config = config.set_push_sender(push).set_automatic_resubscription();
     }
-    ConnectionManager::new_with_config(client, config)
+    ConnectionManager::new_with_config(target.client.clone(), config)
         .await
-        .map_err(|e| RegistryError::Unavailable(format!("{} ({})", e, mask_url(url))))
+        .map_err(|e| RegistryError::Unavailable(format!("{e} ({})", target.masked)))
 }
 
 /// Starts a script call with the key prefix as `ARGV[1]`, as every script expects.
@@ -76,7 +123,7 @@ fn invoke(script: &'static redis::Script, keys: &Keys) -> redis::ScriptInvocatio
 /// message that parses as `T`. The task owns the connection, which is what keeps resubscribing
 /// after reconnects; it ends when the receiver is dropped.
 async fn subscribe_json<T>(
-    url: &str,
+    target: &RedisTarget,
     channels: Vec<String>,
     pattern: bool,
 ) -> Result<mpsc::UnboundedReceiver<T>>
@@ -84,7 +131,7 @@ where
     T: serde::de::DeserializeOwned + Send + 'static,
 {
     let (push_tx, mut push_rx) = mpsc::unbounded_channel();
-    let mut conn = connect(url, Some(push_tx)).await?;
+    let mut conn = connect(target, Some(push_tx)).await?;
     if pattern {
         conn.psubscribe(&channels).await?;
     } else {

@@ -1,6 +1,6 @@
 //! The master's side of the Redis registry.
 
-use super::{Keys, connect, hash, invoke, scripts, subscribe_json};
+use super::{Keys, RedisTarget, connect, hash, invoke, scripts, subscribe_json};
 use crate::{
     BoxFuture, ReapMode, Registry, RegistryError, Reservation, Result, Retirement, Staleness,
     Target, Tended,
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 /// The registry in Redis, as the master uses it.
 #[derive(Clone)]
 pub struct RedisRegistry {
-    url: String,
+    target: RedisTarget,
     keys: Keys,
     conn: ConnectionManager,
 }
@@ -26,10 +26,15 @@ pub struct RedisRegistry {
 impl RedisRegistry {
     /// Connects; fails at once when Redis cannot be reached (callers decide on retries).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        Self::connect_to(&RedisTarget::new(url, None)?, prefix).await
+    }
+
+    /// Connects to `target` (a `rediss://` URL with its CA, for one).
+    pub async fn connect_to(target: &RedisTarget, prefix: &str) -> Result<Self> {
         Ok(Self {
-            url: url.to_owned(),
+            target: target.clone(),
             keys: Keys::new(prefix),
-            conn: connect(url, None).await?,
+            conn: connect(target, None).await?,
         })
     }
 
@@ -289,7 +294,7 @@ impl Registry for RedisRegistry {
 
     fn events(&self) -> BoxFuture<'_, Result<mpsc::UnboundedReceiver<Event>>> {
         Box::pin(subscribe_json(
-            &self.url,
+            &self.target,
             vec![self.keys.all_pool_events()],
             true,
         ))
