@@ -31,16 +31,22 @@ pub fn is_open(path: &str) -> bool {
     path == "/" || path == SCRIPT_PATH || path == STYLE_PATH
 }
 
+#[utoipa::path(get, path = "/", tag = "dashboard", security(()),
+    responses((status = 200, description = "the dashboard page", content_type = "text/html", body = String)))]
 pub async fn index(State(master): State<AppState>) -> Response {
     let timeout_ms = master.heartbeat_timeout().as_millis().to_string();
     let page = INDEX_HTML.replace(TIMEOUT_PLACEHOLDER, &timeout_ms);
     asset("text/html; charset=utf-8", page)
 }
 
+#[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard", security(()),
+    responses((status = 200, description = "the dashboard's script", content_type = "text/javascript", body = String)))]
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
+#[utoipa::path(get, path = "/dashboard/style.css", tag = "dashboard", security(()),
+    responses((status = 200, description = "the dashboard's stylesheet", content_type = "text/css", body = String)))]
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }

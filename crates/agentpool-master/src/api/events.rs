@@ -25,12 +25,17 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Longest `?kind=` list accepted, in characters.
 const MAX_KIND_LEN: usize = 256;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Only events of this pool.
     pool: Option<String>,
-    /// One kind or group, or several separated by commas.
+    /// One kind (`agent_started`) or group (`agent`, `task`, `process`), or several separated
+    /// by commas.
+    #[param(max_length = 256)]
     kind: Option<String>,
+    /// `false`: send the buffered events and close; otherwise stay open for new ones.
     follow: Option<bool>,
 }
 
@@ -49,6 +54,11 @@ impl Filter {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(Params,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
+    responses((status = 200, description = "an event stream; with `follow=false` it closes after the buffered events",
+        content_type = "text/event-stream", body = super::openapi::StreamEvent),
+        (status = 404, description = "unknown pool", body = super::openapi::ErrorBody)))]
 pub async fn events(
     State(master): State<AppState>,
     ApiQuery(params): ApiQuery<Params>,

@@ -10,6 +10,8 @@ use axum::response::IntoResponse;
 /// The text exposition format's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(master): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let text = master.metrics_text().await?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))

@@ -6,7 +6,7 @@
 //! here once, by [`CommonErrors`], from what each operation takes, instead of being repeated on
 //! every handler.
 
-use super::{agents, health, pools, processes, task_events, tasks};
+use super::{agents, dashboard, events, health, metrics, pools, processes, task_events, tasks};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::sync::OnceLock;
@@ -74,6 +74,11 @@ pub struct StreamEvent {
         task_events::events,
         processes::list,
         processes::drain,
+        events::events,
+        metrics::metrics,
+        dashboard::index,
+        dashboard::script,
+        dashboard::style,
     ),
     components(schemas(ErrorBody, ErrorDetail, StreamEvent)),
     modifiers(&CommonErrors),
