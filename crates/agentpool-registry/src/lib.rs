@@ -176,8 +176,8 @@ pub struct Staleness {
 /// The master's view of the registry.
 pub trait Registry: Send + Sync {
     /// Records the configured pools in the `pools` set, with each pool's task rules; returns
-    /// how many pools and rule fields were missing (0 when nothing was), which after startup
-    /// means Redis lost its data.
+    /// how many pools were missing (from the set, or their rules), which after startup means
+    /// Redis lost its data.
     fn init_pools<'a>(&'a self, pools: &'a [(String, TaskRules)]) -> BoxFuture<'a, Result<u64>>;
     /// Takes one slot by the pool's placement, atomically. `None` when every worker is full.
     fn reserve<'a>(&'a self, r: Reservation<'a>) -> BoxFuture<'a, Result<Option<ProcessId>>>;

@@ -44,8 +44,14 @@ async fn register(env: Env) {
         circuit_cooldown_ms: 1_000,
         final_ttl_ms: 1_000,
     };
-    let missing = env.reg.init_pools(&[("dev".into(), rules)]).await.unwrap();
-    assert_eq!(missing, 0, "registering records the pool");
+    let pools = [("dev".into(), rules)];
+    let missing = env.reg.init_pools(&pools).await.unwrap();
+    assert_eq!(
+        missing, 1,
+        "a pool without its rules is missing: only the master sets them"
+    );
+    let missing = env.reg.init_pools(&pools).await.unwrap();
+    assert_eq!(missing, 0, "then it is recorded");
 }
 both!(register_records_the_worker_in_placement, register);
 

@@ -109,7 +109,13 @@ async fn spawn_terminate_and_refusal(backend: Backend) {
     .await;
     assert_eq!(agents_shown(&page).await.as_deref(), Some("0"));
     // The open API's event stream drives the refreshes.
-    wait_text(&page, "the page on the event stream", "#mode", "live (event stream)").await;
+    wait_text(
+        &page,
+        "the page on the event stream",
+        "#mode",
+        "live (event stream)",
+    )
+    .await;
     cancel_a_queued_task(&c, &page).await;
     // A reload would lose this: it shows that the count below changed in place.
     page.eval("window.sameDocument = true").await;

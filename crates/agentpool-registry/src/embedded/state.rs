@@ -197,8 +197,10 @@ impl EmbeddedState {
         let mut d = self.lock();
         let mut added = 0;
         for (pool, rules) in pools {
-            added += u64::from(d.pools.insert(pool.clone()));
-            d.rules.insert(pool.clone(), *rules);
+            // As in Redis: missing from the set, or without rules (only the master sets them).
+            let new_in_set = d.pools.insert(pool.clone());
+            let had_rules = d.rules.insert(pool.clone(), *rules).is_some();
+            added += u64::from(new_in_set || !had_rules);
         }
         added
     }

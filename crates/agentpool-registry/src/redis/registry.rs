@@ -66,20 +66,20 @@ impl Registry for RedisRegistry {
             if pools.is_empty() {
                 return Ok(0);
             }
-            let names: Vec<&String> = pools.iter().map(|(name, _)| name).collect();
-            let mut pipe = redis::pipe();
-            pipe.sadd(self.keys.pools(), names);
             // A worker registering again after a wipe puts its pool back in the set before
-            // this runs, but only the master writes the rules: fields added to a rules hash
-            // say it was gone too.
+            // this runs, but only the master writes the rules: a pool counts as missing when
+            // it was not in the set or its rules hash gained fields (HSET, not HMSET, answers
+            // how many it added).
+            let mut pipe = redis::pipe();
             for (name, rules) in pools {
-                // HSET, not HMSET: it answers how many fields it added.
+                pipe.sadd(self.keys.pools(), name);
                 pipe.cmd("HSET")
                     .arg(self.keys.pool_rules(name))
                     .arg(&hash::rules_fields(rules)[..]);
             }
-            let added: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
-            Ok(added.into_iter().sum())
+            let answers: Vec<u64> = pipe.query_async(&mut self.conn.clone()).await?;
+            let missing = answers.chunks(2).filter(|a| a.iter().any(|&n| n > 0));
+            Ok(missing.count() as u64)
         })
     }
 
