@@ -86,12 +86,7 @@ pub struct WaitTicket<'a> {
 impl WaitTicket<'_> {
     /// Waits for a slot wake-up, at most `max`; returns whether one came.
     pub async fn await_slot(&mut self, max: std::time::Duration) -> bool {
-        if self.claimed {
-            // The last wake-up led to no slot (taken by a termination's gap or a fast path):
-            // count this request as demand again.
-            self.pool.growth().waiting += 1;
-            self.claimed = false;
-        }
+        self.still_waiting();
         let Ok(Ok(permit)) = tokio::time::timeout(max, self.pool.slots.acquire()).await else {
             return false;
         };
@@ -101,6 +96,16 @@ impl WaitTicket<'_> {
         g.fresh = g.fresh.saturating_sub(1);
         self.claimed = true;
         true
+    }
+
+    /// The last wake-up led to no slot (taken by a termination's gap or a fast path, or
+    /// standing for a worker that has since stopped): count this request as demand again,
+    /// before the pool plans its growth, or the plan would start no worker for it.
+    pub fn still_waiting(&mut self) {
+        if self.claimed {
+            self.pool.growth().waiting += 1;
+            self.claimed = false;
+        }
     }
 
     /// The request got its slot. A request that got it without a wake-up takes one, so

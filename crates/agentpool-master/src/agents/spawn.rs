@@ -48,6 +48,7 @@ impl Agents {
                     detail: pool.last_failure(),
                 });
             }
+            ticket.still_waiting();
             let n = pool.plan(self.supervisor.live(pool.name()))?;
             self.supervisor.start_workers(pool.name(), n);
             if Instant::now() >= deadline {
