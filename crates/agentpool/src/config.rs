@@ -320,6 +320,9 @@ fn read_file(path: Option<&Path>) -> Result<(String, String)> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

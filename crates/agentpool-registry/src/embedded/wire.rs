@@ -115,3 +115,6 @@ pub enum Reply {
     Err { id: u64, err: String },
     Push { command: Command },
 }
+
+#[cfg(test)]
+mod fuzz;
