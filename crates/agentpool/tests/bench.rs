@@ -376,3 +376,34 @@ async fn the_autoscale_bench_times_a_cold_start_and_a_burst() {
         run.stderr()
     );
 }
+
+#[tokio::test]
+async fn the_flood_gets_4xx_never_5xx_while_pools_still_answers() {
+    let c = cluster(10, "").await;
+    let args = [
+        "flood",
+        "--requests",
+        "100",
+        "--flooders",
+        "3",
+        "--slow",
+        "4",
+    ];
+    let rows = json_report(&c, &args).await;
+    let answered = row(&rows, "bad requests answered 4xx / 5xx / dropped")["result"]
+        .as_str()
+        .expect("a text result")
+        .to_owned();
+    let counts: Vec<u64> = answered
+        .split(" / ")
+        .map(|n| n.parse().expect("a count"))
+        .collect();
+    assert_eq!(counts.len(), 3, "{answered}");
+    assert!(counts[0] > 0, "the flood was answered with 4xx: {answered}");
+    assert_eq!(counts[1], 0, "no bad request got a 5xx: {answered}");
+    let p99 = row(&rows, "GET /pools under the flood: p99");
+    assert_eq!(p99["unit"], "ms");
+    assert!(p99["value"].as_f64().is_some(), "{p99}");
+    // The master is still whole afterwards.
+    assert_eq!(c.master.get("/api/v1/pools").await.0, 200);
+}

@@ -7,6 +7,7 @@
 
 mod autoscale;
 mod exit;
+mod flood;
 mod ops;
 mod pools;
 mod recovery;
@@ -42,6 +43,8 @@ pub enum Command {
     Tasks(tasks::TasksBenchArgs),
     /// An autoscaled pool: a task's queue wait from an empty pool, and a burst to the maximum.
     Autoscale(autoscale::AutoscaleBenchArgs),
+    /// `GET /pools` latency alone and while other clients flood the master with bad requests.
+    Flood(flood::FloodBenchArgs),
 }
 
 /// Options every bench takes.
@@ -63,6 +66,7 @@ impl Command {
             Command::Recovery(a) => &a.common,
             Command::Tasks(a) => &a.common,
             Command::Autoscale(a) => &a.common,
+            Command::Flood(a) => &a.common,
         }
     }
 
@@ -78,6 +82,7 @@ impl Command {
             Command::Recovery(args) => recovery::run(args, api).await,
             Command::Tasks(args) => tasks::run(args, api).await,
             Command::Autoscale(args) => autoscale::run(args, api).await,
+            Command::Flood(args) => flood::run(args, api).await,
         }
     }
 }
