@@ -66,7 +66,9 @@ async function api(method, path, body) {
   if (resp.ok) return data;
   const err = (data && data.error) || {};
   const message = err.message || `${method} ${path}: HTTP ${resp.status}`;
-  if (resp.status === 401) askForToken(message);
+  // A refusal of a token the page has since replaced (a request still in flight when the
+  // user entered a new one) says nothing about the new one.
+  if (resp.status === 401 && token() === t) askForToken(message);
   throw new ApiError(resp.status, err.code || 'http_error', message);
 }
 
