@@ -152,3 +152,19 @@ async fn a_secret_config_that_is_not_an_object_is_refused_without_quoting_it() {
     assert!(message.contains("secret_config"), "{body}");
     assert!(!body.to_string().contains(SECRET), "{body}");
 }
+
+#[tokio::test]
+async fn openapi_lists_secret_config_as_write_only_and_in_no_answer() {
+    let c = Cluster::start_on(Backend::Embedded, pool_config(4, 1, "", ""), &[]).await;
+    let (status, doc) = c.master.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200, "{doc}");
+    let schemas = &doc["components"]["schemas"];
+    for body in ["SpawnBody", "BulkBody"] {
+        let field = &schemas[body]["properties"]["secret_config"];
+        assert_eq!(field["writeOnly"], true, "{body}: {field}");
+    }
+    for answer in ["Agent", "AgentSpec"] {
+        let text = schemas[answer].to_string();
+        assert!(!text.contains("secret_config"), "{answer}: {text}");
+    }
+}

@@ -38,9 +38,7 @@ pub struct SpawnBody {
     #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
-    /// Write-only: a JSON object of secrets (API keys) for the agent's handler, at most 16 KiB
-    /// serialized. Sealed at once, stored only in the database, never returned or logged.
-    #[schema(value_type = Option<Object>, write_only)]
+    #[schema(schema_with = secret_schema)]
     secret_config: Option<SecretConfig>,
 }
 
@@ -55,8 +53,7 @@ pub struct BulkBody {
     #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
-    /// Write-only: secrets for each agent's handler, as in `POST /api/v1/agents`.
-    #[schema(value_type = Option<Object>, write_only)]
+    #[schema(schema_with = secret_schema)]
     secret_config: Option<SecretConfig>,
 }
 
@@ -72,6 +69,12 @@ fn role_schema() -> ObjectBuilder {
 fn name_schema() -> ObjectBuilder {
     let what = "no control or invisible formatting characters; role and id tail when absent";
     agentpool_types::schema::text(1, MAX_AGENT_NAME_LEN, true, what)
+}
+
+fn secret_schema() -> ObjectBuilder {
+    let what = "secrets (API keys) for the agent's handler, at most 16 KiB serialized; sealed at \
+        once, stored only in the database, never returned or logged";
+    agentpool_types::schema::write_only_object(what)
 }
 
 fn count_schema() -> ObjectBuilder {
