@@ -2,7 +2,7 @@
 //! fills this in; nothing in this crate reads the environment.
 
 use agentpool_registry::redis::RedisTarget;
-use agentpool_types::{PoolSpec, TaskRules};
+use agentpool_types::{PoolSpec, SecretKey, TaskRules};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub const SQLITE_FILE: &str = "agentpool.sqlite";
 
 /// The file name of the embedded registry's socket, inside the data directory.
 pub const SOCKET_FILE: &str = "agentpool.sock";
+/// The key agents' `secret_config` is sealed under, in the data directory (mode 600).
+pub const SECRET_KEY_FILE: &str = "secret.key";
 
 /// Where the live registry is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,6 +136,9 @@ pub struct MasterConfig {
     /// The API tokens; none means an open API (the binary allows that on loopback only,
     /// unless told `--insecure`).
     pub tokens: crate::auth::Tokens,
+    /// The key agents' `secret_config` is sealed under; when `None`, [`crate::run`] reads it
+    /// from `<data_dir>/secret.key`, creating it on the first start.
+    pub secret_key: Option<SecretKey>,
 }
 
 impl MasterConfig {
@@ -203,6 +208,7 @@ impl MasterConfig {
             task_retention_count: DEFAULT_TASK_RETENTION_COUNT,
             finished_task_ttl: DEFAULT_FINISHED_TASK_TTL,
             tokens: crate::auth::Tokens::default(),
+            secret_key: None,
         }
     }
 }

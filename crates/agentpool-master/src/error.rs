@@ -66,6 +66,8 @@ pub enum MasterError {
     ShuttingDown,
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("secret_config: {0}")]
+    Secret(#[from] agentpool_types::SecretError),
 }
 
 pub type Result<T> = std::result::Result<T, MasterError>;

@@ -52,11 +52,14 @@ use tokio_util::sync::CancellationToken;
 /// the master is ready, so a load balancer or a person sees a cause, not a hang.
 pub async fn run(
     listener: TcpListener,
-    config: MasterConfig,
+    mut config: MasterConfig,
     shutdown: CancellationToken,
 ) -> Result<(), MasterError> {
     let addr = listener.local_addr()?;
     startup::private_dir(&config.data_dir)?;
+    if config.secret_key.is_none() {
+        config.secret_key = Some(startup::secret_key(&config.data_dir)?);
+    }
     let gate = Arc::new(http::Gate::default());
     let gated = http::gated(gate.clone(), config.http_body_timeout, config.http_limits);
     let server = tokio::spawn(http::serve(

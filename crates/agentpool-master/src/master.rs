@@ -14,8 +14,8 @@ use crate::workers::Supervisor;
 use agentpool_registry::Registry;
 use agentpool_store::{AgentEvent, Store, TaskFilter, TaskStats};
 use agentpool_types::{
-    Agent, AgentId, AgentState, Event, PoolSpec, PoolStats, ProcessId, Task, TaskId, TaskSpec,
-    WorkerProcess,
+    Agent, AgentId, AgentState, Event, PoolSpec, PoolStats, ProcessId, SealedSecret, SecretConfig,
+    SecretError, Task, TaskId, TaskSpec, WorkerProcess,
 };
 use futures::StreamExt;
 use std::sync::Arc;
@@ -133,6 +133,15 @@ impl Master {
     /// A configured pool's spec.
     pub fn pool(&self, name: &str) -> Result<&PoolSpec> {
         Ok(&self.core.pool(name)?.spec)
+    }
+
+    /// Seals an agent's `secret_config` under the master's key, so it opens for that agent
+    /// only.
+    pub fn seal_secret(&self, secret: &SecretConfig, agent: &AgentId) -> Result<SealedSecret> {
+        let key = self.core.config.secret_key.as_ref();
+        Ok(key
+            .ok_or(SecretError::NoKey)?
+            .seal(secret, agent.as_str())?)
     }
 
     /// Spawns every agent of the order, or none; a retried idempotency key answers the same

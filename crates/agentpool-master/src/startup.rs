@@ -2,12 +2,13 @@
 //! (a configured Redis is never swapped for the embedded registry: a split registry is worse
 //! than waiting).
 
-use crate::config::{Backend, MasterConfig, StoreConfig};
+use crate::config::{Backend, MasterConfig, SECRET_KEY_FILE, StoreConfig};
 use crate::error::MasterError;
 use agentpool_registry::embedded::{EmbeddedRegistry, EmbeddedServer};
 use agentpool_registry::redis::RedisRegistry;
 use agentpool_registry::{Registry, RegistryError};
 use agentpool_store::{Store, StoreError, connect_postgres, connect_sqlite};
+use agentpool_types::SecretKey;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,34 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
             .mode(0o700)
             .create(dir),
     }
+}
+
+/// The key agents' secrets are sealed under: read from `<dir>/secret.key`, or made of 32
+/// random bytes and written there, owner-only, on the first start. Creation fails rather than
+/// overwrite a key another master wrote meanwhile: secrets sealed under it would never open.
+pub fn secret_key(dir: &std::path::Path) -> std::io::Result<SecretKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(SECRET_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => return SecretKey::from_bytes(&bytes).map_err(|e| bad_key(&path, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let key = SecretKey::generate().map_err(std::io::Error::other)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(key.as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "created the key that seals agents' secret_config");
+    Ok(key)
+}
+
+fn bad_key(path: &std::path::Path, e: agentpool_types::SecretError) -> std::io::Error {
+    std::io::Error::other(format!("{}: {e}", path.display()))
 }
 
 /// Makes a file the master created readable and writable by its owner only.

@@ -1,8 +1,9 @@
 -- register: add a worker to the registry and to placement.
 -- ARGV[2] process id  ARGV[3] max agents  ARGV[4] pool
 -- ARGV[5] n, the number of hash field/value pairs that follow, then those 2n values,
--- then the agents the worker already runs, 7 values each:
--- id, role, name, metadata, restart policy (or ''), '1' when autoscaled (or ''), status.
+-- then the agents the worker already runs, 8 values each:
+-- id, role, name, metadata, restart policy (or ''), '1' when autoscaled (or ''), status,
+-- sealed secret_config (or '').
 -- A worker registers again, with its agents, when Redis lost its data: what it runs is put back
 -- in the registry. An agent that meanwhile belongs to another worker is left there.
 local ms, now = redis_now()
@@ -14,7 +15,7 @@ for i = 6, 5 + 2 * n do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call('HSET', pkey, unpack(fields))
-for i = 6 + 2 * n, #ARGV, 7 do
+for i = 6 + 2 * n, #ARGV, 8 do
   local id = ARGV[i]
   local akey = key.agent(id)
   local owner = redis.call('HGET', akey, 'process_id')
@@ -28,6 +29,9 @@ for i = 6 + 2 * n, #ARGV, 7 do
       end
       if ARGV[i + 5] == '1' then
         redis.call('HSET', akey, 'autoscaled', 1)
+      end
+      if ARGV[i + 7] ~= '' then
+        redis.call('HSET', akey, 'secret_config', ARGV[i + 7])
       end
     end
     redis.call('HSET', akey, 'process_id', pid, 'status', ARGV[i + 6], 'updated_at', now)

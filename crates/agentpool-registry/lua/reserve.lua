@@ -3,6 +3,7 @@
 -- ARGV[7] metadata JSON  ARGV[8] the agent's own restart policy, or ''
 -- ARGV[9] process it moves from, or ''  ARGV[10] '1' when the agent must already exist
 -- (a move or a reschedule)  ARGV[11] '1' when the autoscaler started it, or ''
+-- ARGV[12] the sealed secret_config (ciphertext only, never the secret in clear), or ''
 -- Returns the chosen process id, or nil when no worker has a free slot. Fails with AGENT_GONE
 -- when an existing agent was terminated, or is being terminated, meanwhile: a move or a
 -- reschedule never brings back what a terminate is taking away.
@@ -64,5 +65,8 @@ if ARGV[8] ~= '' then
 end
 if ARGV[11] == '1' then
   redis.call('HSET', akey, 'autoscaled', 1)
+end
+if ARGV[12] ~= '' then
+  redis.call('HSET', akey, 'secret_config', ARGV[12])
 end
 return pid

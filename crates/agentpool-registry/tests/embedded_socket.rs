@@ -67,6 +67,7 @@ async fn a_worker_lives_its_life_over_the_socket() {
         metadata: serde_json::json!({}),
         restart: None,
         autoscaled: false,
+        secret_config: None,
     };
     let reservation = agentpool_registry::Reservation::new(&r, Placement::Pack);
     assert_eq!(reg.reserve(reservation).await.unwrap().as_ref(), Some(me));

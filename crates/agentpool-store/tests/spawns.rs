@@ -25,6 +25,7 @@ fn agents(n: usize) -> Vec<AgentSpec> {
             metadata: json!({"i": i}),
             restart: (i == 0).then_some(RestartPolicy::Transient),
             autoscaled: i == 1,
+            secret_config: None,
         })
         .collect()
 }

@@ -27,6 +27,7 @@ fn new_agent(name: String) -> AgentSpec {
         metadata: json!({"model": "small"}),
         restart: None,
         autoscaled: false,
+        secret_config: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn new_agent(pool: &str, name: &str) -> AgentSpec {
         metadata: json!({"model": "small", "n": 3}),
         restart: None,
         autoscaled: false,
+        secret_config: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! and how it is doing. The spec travels unchanged from the REST route through the registry and
 //! the store to the worker; it becomes text only at the Redis, socket and SQL edges.
 
-use crate::{AgentId, AgentState, PoolSpec, ProcessId, RestartPolicy};
+use crate::{AgentId, AgentState, PoolSpec, ProcessId, RestartPolicy, SealedSecret};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,6 +26,11 @@ pub struct AgentSpec {
     /// hand is never scaled down.
     #[serde(default)]
     pub autoscaled: bool,
+    /// The spawn request's `secret_config`, sealed by the master; only the worker opens it.
+    /// Internal channels carry it; the API strips it and OpenAPI does not list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub secret_config: Option<SealedSecret>,
 }
 
 fn empty_object() -> Value {
@@ -54,6 +59,7 @@ impl AgentSpec {
             metadata,
             restart: None,
             autoscaled: false,
+            secret_config: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //! - [`placement`]: the pure placement choice both registries share.
 //! - [`restart`]: the pure restart decision (policy, intensity, backoff).
 //! - [`schema`]: OpenAPI schema parts whose limits are the constants the master checks.
+//! - [`secret`]: `SecretConfig`, an agent's secrets, sealed under a `SecretKey` for transit and storage.
 //! - [`stats`]: `PoolStats`, the `/pools` row.
 //! - [`worker`]: `WorkerConfig`, what the master tells a worker it starts.
 
@@ -26,6 +27,7 @@ pub mod process;
 pub mod protocol;
 pub mod restart;
 pub mod schema;
+pub mod secret;
 pub mod state;
 pub mod stats;
 pub mod task;
@@ -41,6 +43,7 @@ pub use pool::{Circuit, Placement, PoolSpec, SpecError};
 pub use process::WorkerProcess;
 pub use protocol::{Command, CommandKind, Event, EventKind};
 pub use restart::RestartPolicy;
+pub use secret::{SealedSecret, SecretConfig, SecretError, SecretKey};
 pub use state::{AgentState, ProcessState};
 pub use stats::{PoolCounts, PoolState, PoolStats};
 pub use task::{

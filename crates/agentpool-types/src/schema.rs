@@ -34,3 +34,11 @@ pub fn text(min: usize, max: usize, optional: bool, description: &str) -> Object
         .max_length(Some(max))
         .description(Some(description))
 }
+
+/// An optional JSON object that requests carry and answers never do (`writeOnly`): secrets.
+pub fn write_only_object(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .write_only(true)
+        .description(Some(description))
+}

@@ -3,7 +3,7 @@
 //! It travels as JSON in the worker's environment ([`WORKER_CONFIG_ENV`]), not on its command
 //! line: the registry URL may hold a password, and a process's argv is world-readable.
 
-use crate::{PoolSpec, ProcessId};
+use crate::{PoolSpec, ProcessId, SecretKey};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -26,6 +26,9 @@ pub struct WorkerConfig {
     pub heartbeat_interval_ms: u64,
     /// How long agents get to stop on shutdown before they are aborted.
     pub grace_ms: u64,
+    /// The key that opens agents' sealed `secret_config`, just before their handler starts.
+    #[serde(default)]
+    pub secret_key: Option<SecretKey>,
 }
 
 impl WorkerConfig {

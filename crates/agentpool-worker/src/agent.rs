@@ -8,7 +8,10 @@
 use crate::handlers::{self, Outcome, Progress, TaskInput};
 use crate::running::Running;
 use agentpool_registry::ControlPlane;
-use agentpool_types::{AgentSpec, Handler, ProcessId, TaskOutcome, TaskReport, TaskRun};
+use agentpool_types::{
+    AgentSpec, Handler, ProcessId, SecretConfig, SecretError, SecretKey, TaskOutcome, TaskReport,
+    TaskRun,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +27,8 @@ pub struct AgentCtx {
     pub spec: AgentSpec,
     pub process_id: ProcessId,
     pub handler: Handler,
+    /// Opens the agent's sealed `secret_config`; from the worker's environment.
+    pub secret_key: Option<SecretKey>,
     pub control: Arc<dyn ControlPlane>,
     /// The attempt in hand, shared with the worker's control side (cancel, reconcile).
     pub running: Running,
@@ -43,11 +48,23 @@ pub async fn run(
         Some("error") => return Err(format!("agent {id} failed on start (fault injection)")),
         _ => {}
     }
-    let mut handler = handlers::start(&ctx.handler, &ctx.spec).await?;
+    let secret = open_secret(&ctx).map_err(|e| format!("secret_config: {e}"))?;
+    let mut handler = handlers::start(&ctx.handler, &ctx.spec, secret.as_ref()).await?;
+    drop(secret);
     let _ = ready.send(());
     let served = serve(&ctx, handler.as_mut(), inbox, &stop).await;
     handler.shutdown().await;
     served
+}
+
+/// The agent's `secret_config`, opened just before its handler starts and held no longer
+/// than the handler needs it.
+fn open_secret(ctx: &AgentCtx) -> Result<Option<SecretConfig>, SecretError> {
+    let Some(sealed) = &ctx.spec.secret_config else {
+        return Ok(None);
+    };
+    let key = ctx.secret_key.as_ref().ok_or(SecretError::NoKey)?;
+    key.open(sealed, ctx.spec.agent_id.as_str()).map(Some)
 }
 
 /// Takes tasks until stopped; an agent failure ends it with the error, for its supervisor's

@@ -79,13 +79,13 @@ async fn echo_panics_when_asked() {
 async fn start_refuses_an_invalid_handler_and_a_missing_program() {
     let agent = common::agent();
     let bad = common::handler(json!({"type": "http", "url": "ftp://x"}));
-    let err = agentpool_worker::handlers::start(&bad, &agent)
+    let err = agentpool_worker::handlers::start(&bad, &agent, None)
         .await
         .err()
         .unwrap();
     assert!(err.contains("handler.url"), "{err}");
     let missing = common::handler(json!({"type": "exec", "command": ["no-such-program-here"]}));
-    let err = agentpool_worker::handlers::start(&missing, &agent)
+    let err = agentpool_worker::handlers::start(&missing, &agent, None)
         .await
         .err()
         .unwrap();

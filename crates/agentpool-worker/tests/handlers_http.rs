@@ -151,3 +151,20 @@ async fn a_refused_connection_fails_naming_the_url_without_its_password() {
     assert!(why.starts_with(&url), "{why}");
     assert!(why.contains("onnect") && !why.contains("pw"), "{why}");
 }
+
+#[tokio::test]
+async fn an_agent_with_secrets_sends_them_in_each_body() {
+    let (base, _) = serve().await;
+    let agent = common::agent();
+    let secret = agentpool_types::SecretConfig::new(json!({"api_key": "sk-1"}));
+    let handler = common::handler(json!({"type": "http", "url": format!("{base}/echo")}));
+    let mut h = agentpool_worker::handlers::start(&handler, &agent, Some(&secret))
+        .await
+        .expect("handler starts");
+    let (outcome, _) = run(&mut h, json!({"q": 1}), LONG).await;
+    let Outcome::Succeeded(body) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(body["secret_config"], json!({"api_key": "sk-1"}), "{body}");
+    assert_eq!(body["input"], json!({"q": 1}), "{body}");
+}

@@ -28,6 +28,7 @@ async fn an_agent_whose_spawn_command_was_dropped_still_runs() {
         metadata: serde_json::json!({}),
         restart: None,
         autoscaled: false,
+        secret_config: None,
     };
     let process = registry
         .reserve(Reservation::new(&spec, Placement::Pack))

@@ -7,7 +7,7 @@ use crate::agents::SpawnOrder;
 use crate::error::quoted;
 use agentpool_store::AgentEvent;
 use agentpool_types::pool::{MAX_NAME_LEN, is_valid_name};
-use agentpool_types::{Agent, AgentId, AgentSpec, AgentState, RestartPolicy};
+use agentpool_types::{Agent, AgentId, AgentSpec, AgentState, RestartPolicy, SecretConfig};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,6 +38,8 @@ pub struct SpawnBody {
     #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
+    #[schema(schema_with = secret_schema)]
+    secret_config: Option<SecretConfig>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -51,6 +53,8 @@ pub struct BulkBody {
     #[schema(value_type = Option<Object>)]
     config: Option<Value>,
     restart: Option<RestartPolicy>,
+    #[schema(schema_with = secret_schema)]
+    secret_config: Option<SecretConfig>,
 }
 
 fn pool_schema() -> ObjectBuilder {
@@ -65,6 +69,12 @@ fn role_schema() -> ObjectBuilder {
 fn name_schema() -> ObjectBuilder {
     let what = "no control or invisible formatting characters; role and id tail when absent";
     agentpool_types::schema::text(1, MAX_AGENT_NAME_LEN, true, what)
+}
+
+fn secret_schema() -> ObjectBuilder {
+    let what = "secrets (API keys) for the agent's handler, at most 16 KiB serialized; sealed at \
+        once, stored only in the database, never returned or logged";
+    agentpool_types::schema::write_only_object(what)
 }
 
 fn count_schema() -> ObjectBuilder {
@@ -153,7 +163,9 @@ pub async fn spawn(
         restart: body.restart,
     };
     let body_hash = fields.hash(1);
-    let spec = fields.into_spec(&master)?;
+    let secret = checked_secret(body.secret_config)?;
+    let mut spec = fields.into_spec(&master)?;
+    seal(&master, secret.as_ref(), &mut spec)?;
     let wait = q.wait.unwrap_or(true);
     let order = SpawnOrder {
         agents: vec![spec],
@@ -168,7 +180,7 @@ pub async fn spawn(
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(agent)))
+    Ok((status, Json(public(agent))))
 }
 
 /// Spawns `count` agents into a pool.
@@ -190,6 +202,7 @@ pub async fn spawn_many(
         restart: body.restart,
     };
     let body_hash = fields.hash(body.count);
+    let secret = checked_secret(body.secret_config)?;
     let template = fields.into_spec(&master)?;
     if !(1..=MAX_BULK_SPAWN).contains(&body.count) {
         return Err(ApiError::invalid(format!(
@@ -214,16 +227,21 @@ pub async fn spawn_many(
                 template.metadata.clone(),
             );
             s.restart = template.restart;
-            s
+            seal(&master, secret.as_ref(), &mut s)?;
+            Ok(s)
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     let order = SpawnOrder {
         agents: specs,
         key: key.0,
         body_hash,
         wait: true,
     };
-    Ok((StatusCode::CREATED, Json(master.spawn(order).await?)))
+    let agents = master.spawn(order).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(agents.into_iter().map(public).collect()),
+    ))
 }
 
 /// `DELETE /api/v1/pools/{pool}/agents?count=N|all=true[&status=S][&graceful=true]`: the
@@ -256,7 +274,7 @@ pub async fn terminate_many(
     let stopped = master
         .terminate_many(&pool, count, status, graceful)
         .await?;
-    Ok(Json(stopped))
+    Ok(Json(stopped.into_iter().map(public).collect()))
 }
 
 /// Lists agents.
@@ -267,7 +285,8 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Agent>>, ApiError> {
     let status = parse_status(q.status)?;
-    Ok(Json(master.agents(q.pool.as_deref(), status).await?))
+    let agents = master.agents(q.pool.as_deref(), status).await?;
+    Ok(Json(agents.into_iter().map(public).collect()))
 }
 
 fn parse_status(status: Option<String>) -> Result<Option<AgentState>, ApiError> {
@@ -287,7 +306,7 @@ pub async fn show(
     State(master): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
-    Ok(Json(master.agent(&agent_id(&id)?).await?))
+    Ok(Json(public(master.agent(&agent_id(&id)?).await?)))
 }
 
 /// Stops one agent.
@@ -300,9 +319,8 @@ pub async fn terminate(
     ApiQuery(q): ApiQuery<TerminateQuery>,
 ) -> Result<Json<Agent>, ApiError> {
     let id = agent_id(&id)?;
-    Ok(Json(
-        master.terminate(&id, q.graceful.unwrap_or(true)).await?,
-    ))
+    let stopped = master.terminate(&id, q.graceful.unwrap_or(true)).await?;
+    Ok(Json(public(stopped)))
 }
 
 /// An agent's history, oldest first. Served from the store, so it outlives the agent.
@@ -317,10 +335,44 @@ pub async fn events(
     Ok(Json(events.into_iter().map(EventView::from).collect()))
 }
 
+/// An agent as the API shows it: without its sealed `secret_config`, which is write-only.
+fn public(mut agent: Agent) -> Agent {
+    agent.spec.secret_config = None;
+    agent
+}
+
 fn agent_id(raw: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(raw).ok_or_else(|| {
         ApiError::not_found(Resource::Agent, format!("unknown agent {}", quoted(raw)))
     })
+}
+
+/// A spawn request's `secret_config`, checked like `config`; its content is never quoted back.
+fn checked_secret(secret: Option<SecretConfig>) -> Result<Option<SecretConfig>, ApiError> {
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    if !secret.expose().is_object() {
+        return Err(ApiError::invalid("secret_config: must be a JSON object"));
+    }
+    if secret.expose_json().len() > MAX_CONFIG_BYTES {
+        return Err(ApiError::invalid(format!(
+            "secret_config: larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    Ok(Some(secret))
+}
+
+/// Seals `secret` for the agent of `spec`: from here on only the sealed form travels.
+fn seal(
+    master: &AppState,
+    secret: Option<&SecretConfig>,
+    spec: &mut AgentSpec,
+) -> Result<(), ApiError> {
+    if let Some(secret) = secret {
+        spec.secret_config = Some(master.seal_secret(secret, &spec.agent_id)?);
+    }
+    Ok(())
 }
 
 /// The fields of a spawn request, checked before anything is written.
@@ -334,6 +386,8 @@ struct Fields {
 
 impl Fields {
     /// What was asked, as a digest: a retry with the same idempotency key must ask the same.
+    /// `secret_config` is left out: a digest of a secret kept in the store would let anyone
+    /// reading the store check a guess of it.
     fn hash(&self, count: u64) -> String {
         let canonical = serde_json::json!({
             "pool": self.pool, "role": self.role, "name": self.name,

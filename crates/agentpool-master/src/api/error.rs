@@ -116,7 +116,10 @@ impl From<MasterError> for ApiError {
                     "database unavailable",
                 )
             }
-            MasterError::Registry(_) | MasterError::Io(_) | MasterError::Store(_) => {
+            MasterError::Registry(_)
+            | MasterError::Io(_)
+            | MasterError::Store(_)
+            | MasterError::Secret(_) => {
                 tracing::error!(error = %msg, "internal error");
                 Self::new(
                     S::INTERNAL_SERVER_ERROR,

@@ -51,6 +51,7 @@ pub fn spawn(config: &MasterConfig, pool: &PoolSpec, id: &ProcessId) -> std::io:
         key_prefix: config.key_prefix.clone(),
         heartbeat_interval_ms: millis(config.heartbeat_interval),
         grace_ms: millis(config.shutdown_grace),
+        secret_key: config.secret_key.clone(),
     };
     let settings = serde_json::to_string(&settings).map_err(std::io::Error::other)?;
     let mut cmd = Command::new(&config.worker_exe);

@@ -95,7 +95,8 @@ impl ControlPlane for RedisControlPlane {
                     .arg(a.metadata.to_string())
                     .arg(a.restart.map_or("", |r| r.as_str()))
                     .arg(if a.autoscaled { "1" } else { "" })
-                    .arg(status.as_str());
+                    .arg(status.as_str())
+                    .arg(a.secret_config.as_ref().map_or("", |s| s.as_str()));
             }
             let _: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
             Ok(())

@@ -19,6 +19,10 @@ pub fn agent(h: &HashMap<String, String>) -> Option<Agent> {
             .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
         restart: h.get("restart").and_then(|r| r.parse().ok()),
         autoscaled: h.get("autoscaled").is_some_and(|v| v == "1"),
+        secret_config: h
+            .get("secret_config")
+            .filter(|s| !s.is_empty())
+            .map(|s| agentpool_types::SealedSecret::from_text(s.as_str())),
     };
     Some(Agent {
         spec,

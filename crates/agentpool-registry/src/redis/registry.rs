@@ -97,6 +97,7 @@ impl Registry for RedisRegistry {
                 .arg(r.move_from.map_or("", |p| p.as_str()))
                 .arg(if r.must_exist { "1" } else { "0" })
                 .arg(if a.autoscaled { "1" } else { "" })
+                .arg(a.secret_config.as_ref().map_or("", |s| s.as_str()))
                 .invoke_async(&mut self.conn.clone())
                 .await?;
             Ok(picked.and_then(|p| ProcessId::parse(&p)))

@@ -34,5 +34,6 @@ pub fn agent_with_id(pool: &str, id: &AgentId) -> AgentSpec {
         metadata: serde_json::json!({"k": 1}),
         restart: None,
         autoscaled: false,
+        secret_config: None,
     }
 }

@@ -20,8 +20,8 @@ pub(crate) mod q {
          ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at";
     pub const POOLS: &str = "SELECT spec FROM pools ORDER BY name";
     pub const INSERT_AGENT: &str = "INSERT INTO agents (agent_id, pool_name, role_type, name, \
-         metadata, restart, autoscaled, desired_state, status, restarts, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 'pending', 0, $8, $8)";
+         metadata, restart, autoscaled, secret_config, desired_state, status, restarts, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', 'pending', 0, $9, $9)";
     pub const INSERT_EVENT: &str =
         "INSERT INTO agent_events (agent_id, kind, detail, at) VALUES ($1, $2, $3, $4)";
     pub const SET_DESIRED: &str =
@@ -98,6 +98,7 @@ macro_rules! agent_store {
                         .bind(Json(&agent.metadata))
                         .bind(agent.restart.map(|r| r.as_str()))
                         .bind(agent.autoscaled)
+                        .bind(agent.secret_config.as_ref().map(|s| s.as_str()))
                         .bind(Utc::now())
                         .execute(&self.pool)
                         .await?;

@@ -1,6 +1,6 @@
 //! Rows as the database returns them, and their conversion into the domain types.
 
-use agentpool_types::{AgentId, AgentSpec, PoolSpec, ProcessId};
+use agentpool_types::{AgentId, AgentSpec, PoolSpec, ProcessId, SealedSecret};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -22,6 +22,7 @@ pub(crate) struct AgentRecord {
     metadata: Json<Value>,
     restart: Option<String>,
     autoscaled: bool,
+    secret_config: Option<String>,
     desired_state: String,
     status: String,
     process_id: Option<String>,
@@ -83,6 +84,7 @@ impl TryFrom<AgentRecord> for AgentRow {
             metadata: r.metadata.0,
             restart,
             autoscaled: r.autoscaled,
+            secret_config: r.secret_config.map(SealedSecret::from_text),
         };
         Ok(AgentRow {
             spec,

@@ -19,7 +19,7 @@ mod q {
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)";
     pub const BY_KEY: &str = "SELECT * FROM spawn_requests WHERE idempotency_key = $1";
     pub const INSERT_AGENTS: &str = "INSERT INTO agents (agent_id, pool_name, role_type, name, \
-         metadata, restart, autoscaled, request_id, desired_state, status, restarts, created_at, updated_at) ";
+         metadata, restart, autoscaled, secret_config, request_id, desired_state, status, restarts, created_at, updated_at) ";
     pub const FINISH: &str =
         "UPDATE spawn_requests SET state = $2, error = $3, updated_at = $4 WHERE request_id = $1";
     pub const AGENTS: &str = "SELECT * FROM agents WHERE request_id = $1 ORDER BY agent_id";
@@ -71,6 +71,7 @@ macro_rules! spawn_store {
                                 .push_bind(Json(&a.metadata))
                                 .push_bind(a.restart.map(|r| r.as_str()))
                                 .push_bind(a.autoscaled)
+                                .push_bind(a.secret_config.as_ref().map(|s| s.as_str()))
                                 .push_bind(&request.request_id)
                                 .push_bind("running")
                                 .push_bind("pending")

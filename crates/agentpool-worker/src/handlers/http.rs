@@ -1,9 +1,9 @@
 //! The `http` handler: each task is POSTed as `{"task_id","agent_id","input"}` to the user's
-//! service. A 2xx JSON body is the output; any other answer fails the attempt with its status
+//! service, with `"secret_config"` when the agent has one. A 2xx JSON body is the output; any other answer fails the attempt with its status
 //! and the start of its body. One client per agent keeps its connections alive across tasks.
 
 use super::{AgentHandler, BoxFuture, Outcome, Progress, TaskInput, excerpt, timed_out};
-use agentpool_types::{AgentId, AgentSpec, HttpHandler, mask_url};
+use agentpool_types::{AgentId, AgentSpec, HttpHandler, SecretConfig, mask_url};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +18,16 @@ pub struct Http {
     client: reqwest::Client,
     url: String,
     agent: AgentId,
+    /// The agent's opened `secret_config`, sent in every request body.
+    secret: Option<SecretConfig>,
 }
 
 impl Http {
-    pub fn new(http: &HttpHandler, agent: &AgentSpec) -> Result<Self, String> {
+    pub fn new(
+        http: &HttpHandler,
+        agent: &AgentSpec,
+        secret: Option<&SecretConfig>,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("agentpool/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -30,6 +36,7 @@ impl Http {
             client,
             url: http.url.clone(),
             agent: agent.agent_id.clone(),
+            secret: secret.cloned(),
         })
     }
 
@@ -50,7 +57,11 @@ impl Http {
     }
 
     async fn post(&self, task: TaskInput) -> Outcome {
-        let body = json!({"task_id": task.task_id, "agent_id": self.agent, "input": task.input});
+        let mut body =
+            json!({"task_id": task.task_id, "agent_id": self.agent, "input": task.input});
+        if let Some(secret) = &self.secret {
+            body["secret_config"] = secret.expose().clone();
+        }
         let response = match self.client.post(&self.url).json(&body).send().await {
             Ok(response) => response,
             Err(e) => return Outcome::Failed(self.failed(e)),

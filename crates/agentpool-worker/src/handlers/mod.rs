@@ -12,7 +12,7 @@ pub mod echo;
 pub mod exec;
 pub mod http;
 
-use agentpool_types::{AgentSpec, ExecMode, Handler, TaskId};
+use agentpool_types::{AgentSpec, ExecMode, Handler, SecretConfig, TaskId};
 use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -59,18 +59,22 @@ pub trait AgentHandler: Send {
 }
 
 /// Builds an agent's handler; for persistent exec this starts the child. Err = the agent fails
-/// to start.
-pub async fn start(handler: &Handler, agent: &AgentSpec) -> Result<Box<dyn AgentHandler>, String> {
+/// to start. `secret` is the agent's opened `secret_config`, handed to its program only.
+pub async fn start(
+    handler: &Handler,
+    agent: &AgentSpec,
+    secret: Option<&SecretConfig>,
+) -> Result<Box<dyn AgentHandler>, String> {
     if let Some((field, problem)) = handler.problem() {
         return Err(format!("invalid handler: {field} {problem}"));
     }
     Ok(match handler {
         Handler::Echo => Box::new(echo::Echo),
         Handler::Exec(exec) if exec.mode == ExecMode::Persistent => {
-            Box::new(exec::persistent::Persistent::start(exec, agent)?)
+            Box::new(exec::persistent::Persistent::start(exec, agent, secret)?)
         }
-        Handler::Exec(exec) => Box::new(exec::per_task::PerTask::new(exec, agent)),
-        Handler::Http(http) => Box::new(http::Http::new(http, agent)?),
+        Handler::Exec(exec) => Box::new(exec::per_task::PerTask::new(exec, agent, secret)),
+        Handler::Http(http) => Box::new(http::Http::new(http, agent, secret)?),
     })
 }
 

@@ -14,7 +14,8 @@ use crate::running::Running;
 use agentpool_registry::{ControlPlane, Hosted};
 use agentpool_types::restart::RestartLimits;
 use agentpool_types::{
-    AgentId, AgentSpec, AgentState, Handler, ProcessId, RestartPolicy, TaskRun, WorkerConfig,
+    AgentId, AgentSpec, AgentState, Handler, ProcessId, RestartPolicy, SecretKey, TaskRun,
+    WorkerConfig,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,7 @@ pub struct AgentHost {
     policy: RestartPolicy,
     limits: RestartLimits,
     handler: Handler,
+    secret_key: Option<SecretKey>,
     control: Arc<dyn ControlPlane>,
     agents_rt: Handle,
     slots: Arc<Mutex<Slots>>,
@@ -68,6 +70,7 @@ impl AgentHost {
             policy: config.pool.restart,
             limits: config.pool.restart_limits(),
             handler: config.pool.handler.clone(),
+            secret_key: config.secret_key.clone(),
             control,
             agents_rt,
             slots: Arc::default(),

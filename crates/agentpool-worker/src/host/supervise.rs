@@ -184,6 +184,7 @@ impl AgentHost {
             spec: spec.clone(),
             process_id: self.process_id.clone(),
             handler: self.handler.clone(),
+            secret_key: self.secret_key.clone(),
             control: self.control.clone(),
             running,
             progress,

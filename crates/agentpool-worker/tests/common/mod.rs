@@ -44,7 +44,7 @@ pub async fn start(config: Value) -> Box<dyn AgentHandler> {
 
 /// Starts a handler for `agent`.
 pub async fn start_as(config: Value, agent: &AgentSpec) -> Box<dyn AgentHandler> {
-    agentpool_worker::handlers::start(&handler(config), agent)
+    agentpool_worker::handlers::start(&handler(config), agent, None)
         .await
         .expect("handler starts")
 }

@@ -10,7 +10,7 @@
 pub mod per_task;
 pub mod persistent;
 
-use agentpool_types::{AgentId, AgentSpec, ExecHandler, WORKER_CONFIG_ENV};
+use agentpool_types::{AgentId, AgentSpec, ExecHandler, SecretConfig, WORKER_CONFIG_ENV};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -30,10 +30,17 @@ const MAX_STDERR_LINE: usize = 8 << 10;
 const STDERR_TAIL_BYTES: usize = 4 << 10;
 /// Characters of stderr quoted in an error message.
 const STDERR_EXCERPT: usize = 1_000;
+/// The environment variable that hands a program its agent's `secret_config` (JSON text):
+/// the environment of a process is readable by its user only, unlike its argv.
+pub const SECRET_CONFIG_ENV: &str = "AGENTPOOL_SECRET_CONFIG";
 
 /// The program's command: never a shell, in its own process group, the three pipes, and the
-/// agent's identity in its environment.
-pub(crate) fn command(exec: &ExecHandler, agent: &AgentSpec) -> Result<Command, String> {
+/// agent's identity and secrets in its environment.
+pub(crate) fn command(
+    exec: &ExecHandler,
+    agent: &AgentSpec,
+    secret: Option<&SecretConfig>,
+) -> Result<Command, String> {
     let Some((program, args)) = exec.command.split_first() else {
         return Err("handler.command names no program".into());
     };
@@ -42,6 +49,7 @@ pub(crate) fn command(exec: &ExecHandler, agent: &AgentSpec) -> Result<Command, 
         // The worker's settings hold the registry URL, possibly with a password: the user's
         // program has no business with them.
         .env_remove(WORKER_CONFIG_ENV)
+        .env_remove(SECRET_CONFIG_ENV)
         .envs(&exec.env)
         // Set after the handler's own `env` so a pool cannot misstate who the agent is.
         .env("AGENTPOOL_AGENT_ID", agent.agent_id.as_str())
@@ -54,6 +62,9 @@ pub(crate) fn command(exec: &ExecHandler, agent: &AgentSpec) -> Result<Command, 
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(secret) = secret {
+        cmd.env(SECRET_CONFIG_ENV, secret.expose_json());
+    }
     if let Some(cwd) = &exec.cwd {
         cmd.current_dir(cwd);
     }
@@ -218,7 +229,8 @@ mod tests {
         .unwrap();
         let pool = PoolSpec::new("dev", "developer");
         let agent = AgentSpec::new(&pool, None, None, serde_json::json!({"token": "t"}));
-        let cmd = command(&exec, &agent).unwrap();
+        let secret = SecretConfig::new(serde_json::json!({"api_key": "k"}));
+        let cmd = command(&exec, &agent, Some(&secret)).unwrap();
         let envs: HashMap<&OsStr, Option<&OsStr>> = cmd.as_std().get_envs().collect();
         let get = |k: &str| envs.get(OsStr::new(k)).copied();
         assert_eq!(get(WORKER_CONFIG_ENV), Some(None), "removed, not inherited");
@@ -229,7 +241,29 @@ mod tests {
             Some(Some(OsStr::new(r#"{"token":"t"}"#)))
         );
         assert_eq!(get("EXTRA"), Some(Some(OsStr::new("1"))));
+        assert_eq!(
+            get(SECRET_CONFIG_ENV),
+            Some(Some(OsStr::new(r#"{"api_key":"k"}"#)))
+        );
         assert_eq!(cmd.as_std().get_program(), "python3");
+    }
+
+    #[test]
+    fn an_agent_without_secrets_inherits_none() {
+        let exec: ExecHandler =
+            serde_json::from_value(serde_json::json!({"command": ["true"]})).unwrap();
+        let agent = AgentSpec::new(
+            &PoolSpec::new("dev", "d"),
+            None,
+            None,
+            serde_json::json!({}),
+        );
+        let cmd = command(&exec, &agent, None).unwrap();
+        let secret = cmd
+            .as_std()
+            .get_envs()
+            .find(|(k, _)| *k == OsStr::new(SECRET_CONFIG_ENV));
+        assert_eq!(secret, Some((OsStr::new(SECRET_CONFIG_ENV), None)));
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use super::{
     Group, MAX_OUTPUT, SharedTail, Tail, command, describe, drain_stderr, program, read_capped,
 };
 use crate::handlers::{AgentHandler, BoxFuture, Outcome, Progress, TaskInput, timed_out};
-use agentpool_types::{AgentSpec, ExecHandler};
+use agentpool_types::{AgentSpec, ExecHandler, SecretConfig};
 use serde_json::Value;
 use std::io::ErrorKind;
 use std::process::ExitStatus;
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub struct PerTask {
     exec: ExecHandler,
     agent: AgentSpec,
+    secret: Option<SecretConfig>,
 }
 
 /// What a program left behind once it exited.
@@ -29,10 +30,11 @@ struct Finished {
 }
 
 impl PerTask {
-    pub fn new(exec: &ExecHandler, agent: &AgentSpec) -> Self {
+    pub fn new(exec: &ExecHandler, agent: &AgentSpec, secret: Option<&SecretConfig>) -> Self {
         Self {
             exec: exec.clone(),
             agent: agent.clone(),
+            secret: secret.cloned(),
         }
     }
 
@@ -47,7 +49,7 @@ impl PerTask {
             return Outcome::Cancelled;
         }
         let program = program(&self.exec);
-        let mut cmd = match command(&self.exec, &self.agent) {
+        let mut cmd = match command(&self.exec, &self.agent, self.secret.as_ref()) {
             Ok(cmd) => cmd,
             Err(e) => return Outcome::Failed(e),
         };

@@ -11,7 +11,7 @@
 
 use super::{Group, MAX_OUTPUT, SharedTail, Tail, describe, drain_stderr, read_line_bounded};
 use crate::handlers::{AgentHandler, BoxFuture, Outcome, Progress, TaskInput, timed_out};
-use agentpool_types::{AgentId, AgentSpec, ExecHandler, TaskId};
+use agentpool_types::{AgentId, AgentSpec, ExecHandler, SecretConfig, TaskId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::process::ExitStatus;
@@ -92,9 +92,13 @@ pub struct Persistent {
 
 impl Persistent {
     /// Starts the agent's program.
-    pub fn start(exec: &ExecHandler, agent: &AgentSpec) -> Result<Self, String> {
+    pub fn start(
+        exec: &ExecHandler,
+        agent: &AgentSpec,
+        secret: Option<&SecretConfig>,
+    ) -> Result<Self, String> {
         let program = super::program(exec);
-        let mut child = super::command(exec, agent)?
+        let mut child = super::command(exec, agent, secret)?
             .spawn()
             .map_err(|e| format!("cannot start {program}: {e}"))?;
         let group = Group::of(&child);
