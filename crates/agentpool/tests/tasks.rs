@@ -274,17 +274,7 @@ both_backends!(a_batch_runs_every_task_once: batch_redis, batch_embedded);
 async fn a_batch_runs_every_task_once(backend: Backend) {
     let c = with_agents(backend, 4, "").await;
     let tasks: Vec<Value> = (0..200).map(|i| json!({"input": i})).collect();
-    let (status, body) = c
-        .master
-        .post("/api/v1/pools/p/tasks/batch", json!({ "tasks": tasks }))
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let ids: Vec<String> = body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(task_id)
-        .collect();
+    let ids = c.submit_batch("p", tasks).await;
     assert_eq!(ids.len(), 200);
     for (i, t) in ids.iter().enumerate() {
         let t = c.finished(t).await;

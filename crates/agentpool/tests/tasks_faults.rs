@@ -69,17 +69,7 @@ async fn queued_and_running_tasks_survive_a_master_sigkill(backend: Backend) {
     let tasks: Vec<Value> = (0..20)
         .map(|i| json!({"input": {"sleep_ms": 100, "i": i}}))
         .collect();
-    let (status, body) = c
-        .master
-        .post("/api/v1/pools/p/tasks/batch", json!({ "tasks": tasks }))
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let ids: Vec<String> = body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(task_id)
-        .collect();
+    let ids = c.submit_batch("p", tasks).await;
     wait_until("some tasks done, some not", WAIT, || async {
         let (_, done) = c.master.get("/api/v1/tasks?status=succeeded").await;
         done.as_array().is_some_and(|d| !d.is_empty())
@@ -182,18 +172,8 @@ async fn the_event_stream_follows_a_task_to_its_end(backend: Backend) {
         .await;
     assert_eq!(status, 201);
     let t = submit(&c, json!({"input": {"sleep_ms": 500}})).await;
-    let url = format!("{}/api/v1/tasks/{}/events", c.master.url(), task_id(&t));
     // The stream ends by itself once the task has finished.
-    let body = c
-        .master
-        .http()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = c.task_stream(&task_id(&t)).await;
     let names: Vec<&str> = body
         .lines()
         .filter_map(|l| l.strip_prefix("event: "))

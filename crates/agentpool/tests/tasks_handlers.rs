@@ -81,21 +81,7 @@ async fn progress_reports_reach_the_event_stream() {
             json!({"input": {"progress": 3, "sleep_ms": 300}}),
         )
         .await;
-    let url = format!(
-        "{}/api/v1/tasks/{}/events",
-        c.master.url(),
-        t["task_id"].as_str().unwrap()
-    );
-    let body = c
-        .master
-        .http()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = c.task_stream(t["task_id"].as_str().unwrap()).await;
     let progress = body.lines().filter(|l| *l == "event: progress").count();
     assert!(progress >= 1, "progress on the stream: {body}");
     assert!(body.contains("\"status\":\"succeeded\""), "{body}");

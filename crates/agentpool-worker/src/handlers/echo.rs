@@ -20,10 +20,6 @@ impl AgentHandler for Echo {
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(echo(task.input, timeout, cancel))
     }
-
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
 }
 
 async fn echo(input: Value, timeout: Duration, cancel: CancellationToken) -> Outcome {

@@ -106,10 +106,6 @@ impl AgentHandler for Http {
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(self.attempt(task, timeout, cancel))
     }
-
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
 }
 
 /// The whole body, or `None` past [`MAX_BODY`].

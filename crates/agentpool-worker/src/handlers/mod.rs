@@ -54,8 +54,11 @@ pub trait AgentHandler: Send {
     ) -> BoxFuture<'a, Outcome>;
 
     /// Stops whatever the handler runs (the persistent child: close stdin, wait briefly, then
-    /// kill its process group).
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()>;
+    /// kill its process group). Handlers that keep nothing between attempts have nothing to
+    /// stop.
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Builds an agent's handler; for persistent exec this starts the child. Err = the agent fails

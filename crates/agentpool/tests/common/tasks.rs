@@ -31,6 +31,22 @@ impl Cluster {
         .await
     }
 
+    /// `POST /api/v1/pools/{pool}/tasks/batch`, which must answer 202; the tasks' ids in order.
+    pub async fn submit_batch(&self, pool: &str, tasks: Vec<Value>) -> Vec<String> {
+        let path = format!("/api/v1/pools/{pool}/tasks/batch");
+        let (status, body) = self
+            .master
+            .post(&path, serde_json::json!({ "tasks": tasks }))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["tasks"]
+            .as_array()
+            .expect("the tasks")
+            .iter()
+            .map(task_id)
+            .collect()
+    }
+
     /// The whole body of a task's event stream, which ends by itself once the task finished.
     pub async fn task_stream(&self, id: &str) -> String {
         let url = format!("{}/api/v1/tasks/{id}/events", self.master.url());

@@ -79,6 +79,7 @@ impl PerTask {
     }
 }
 
+// The default shutdown: between tasks nothing runs, each attempt cleans up after itself.
 impl AgentHandler for PerTask {
     fn run<'a>(
         &'a mut self,
@@ -88,11 +89,6 @@ impl AgentHandler for PerTask {
         cancel: CancellationToken,
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(self.attempt(task, timeout, cancel))
-    }
-
-    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
-        // Between tasks nothing runs: each attempt cleans up after itself.
-        Box::pin(async {})
     }
 }
 
